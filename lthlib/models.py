@@ -1,0 +1,310 @@
+"""Model registry and pruning profiles.
+
+Every model is built by ``build_model(name, in_channels, num_classes, input_size)``. Its pruning
+profile -- the explicit list of prunable tensors (SPEC section 3) -- is data under
+``params/profiles/<name>.yaml``; ``derive_profile`` re-derives it from the rule so a test can check
+that the file and the architecture agree.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+import yaml
+
+from .errors import ConfigError
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "params" / "profiles"
+
+
+# --------------------------------------------------------------------------- CIFAR ResNets
+class BasicBlock(nn.Module):
+    """3x3-3x3 residual block. ``shortcut``: 'conv' (1x1 conv + BN when the shape changes, as the
+    official code) or 'pad' (He et al. option A: strided identity, zero-padded channels)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.pad = 0
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            if shortcut == "conv":
+                self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                              nn.BatchNorm2d(c_out))
+            else:
+                self.pad = c_out - c_in
+                self.stride = stride
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.pad:
+            sc = x[:, :, ::self.stride, ::self.stride]
+            sc = F.pad(sc, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        else:
+            sc = self.shortcut(x)
+        return F.relu(out + sc)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int, widths=(16, 32, 64), stem: int | None = None, shortcut="conv",
+                 in_channels=3, num_classes=10):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        n = (depth - 2) // 6
+        stem = stem or widths[0]
+        self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        layers, c = [], stem
+        for i, w in enumerate(widths):
+            blocks = []
+            for j in range(n):
+                blocks.append(BasicBlock(c, w, 2 if (i > 0 and j == 0) else 1, shortcut))
+                c = w
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.linear = nn.Linear(c, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+# --------------------------------------------------------------------------- VGG / MobileNet
+VGG_CFG = {
+    16: [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    19: [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
+}
+
+
+class CifarVGG(nn.Module):
+    """conv3x3+BN+ReLU stages, max-pool after stages 1-4 only, global avg-pool, one linear layer."""
+
+    def __init__(self, depth: int, in_channels=3, num_classes=10):
+        super().__init__()
+        layers, c = [], in_channels
+        for i, stage in enumerate(VGG_CFG[depth]):
+            for w in stage:
+                layers += [nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                c = w
+            if i < 4:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
+class MobileNetV1(nn.Module):
+    """CIFAR MobileNet-v1: 3x3 stem, 13 depthwise-separable blocks, avg-pool, linear."""
+    CFG = [64, (128, 2), 128, (256, 2), 256, (512, 2), 512, 512, 512, 512, 512, (1024, 2), 1024]
+
+    def __init__(self, in_channels=3, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        blocks, c = [], 32
+        for item in self.CFG:
+            w, s = (item, 1) if isinstance(item, int) else item
+            blocks += [nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.Conv2d(c, w, 1, 1, 0, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c = w
+        self.layers = nn.Sequential(*blocks)
+        self.linear = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        out = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+# --------------------------------------------------------------------------- small CPU models
+class LeNet5(nn.Module):
+    """LeNet-5-like conv net (conv 6 -> conv 16 -> fc 120 -> fc 84 -> classes) with ReLU and max-pool:
+    the CPU default. Sized by ``input_size`` so it fits 28x28 and 32x32 inputs."""
+
+    def __init__(self, in_channels=1, num_classes=10, input_size=28):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        side = (input_size // 2 - 4) // 2
+        self.fc1 = nn.Linear(16 * side * side, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc3(F.relu(self.fc2(x)))
+
+
+class LeNet300100(nn.Module):
+    """LeNet-300-100 MLP of Frankle & Carbin."""
+
+    def __init__(self, in_channels=1, num_classes=10, input_size=28):
+        super().__init__()
+        self.fc1 = nn.Linear(in_channels * input_size * input_size, 300)
+        self.fc2 = nn.Linear(300, 100)
+        self.fc3 = nn.Linear(100, num_classes)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x.flatten(1))))))
+
+
+def _imagenet_resnet(arch: str, in_channels: int, num_classes: int) -> nn.Module:
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    return model
+
+
+# --------------------------------------------------------------------------- registry
+# name -> (builder(in_channels, num_classes, input_size), rule for prunable tensors, description)
+def _rule_all_convs_but_stem(name: str, p: torch.Tensor, stem: str) -> bool:
+    return p.dim() == 4 and name != stem
+
+
+def _rule_resnet_stages(name, p, with_shortcut=True):
+    if p.dim() != 4 or not name.startswith(("layer1", "layer2", "layer3", "layer4")):
+        return False
+    return with_shortcut or "shortcut" not in name
+
+
+def _rule_hidden_layers(name, p, classifier):
+    return p.dim() >= 2 and not name.startswith(classifier) and name != "conv1.weight"
+
+
+MODELS = {
+    "resnet20": dict(
+        build=lambda c, k, s: CifarResNet(20, in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about="CIFAR ResNet-20 (16/32/64, 1x1-conv shortcuts as the official code; shortcuts pruned)"),
+    "resnet32_wide_official": dict(
+        build=lambda c, k, s: CifarResNet(32, widths=(32, 64, 128), stem=32, in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, False),
+        about="the official code's 'ResNet-32': 2x wide (32/64/128), 1.86M params, shortcuts not pruned"),
+    "resnet32": dict(
+        build=lambda c, k, s: CifarResNet(32, shortcut="pad", in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about="He et al. CIFAR ResNet-32 (16/32/64, option-A shortcuts, 0.46M params)"),
+    "resnet56": dict(
+        build=lambda c, k, s: CifarResNet(56, shortcut="pad", in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about="He et al. CIFAR ResNet-56 (16/32/64, option-A shortcuts, 0.85M params)"),
+    "vgg16": dict(
+        build=lambda c, k, s: CifarVGG(16, in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
+        about="CIFAR VGG-16 (BN, max-pool after stages 1-4, avg-pool, one linear)"),
+    "vgg19": dict(
+        build=lambda c, k, s: CifarVGG(19, in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
+        about="CIFAR VGG-19 (BN, max-pool after stages 1-4, avg-pool, one linear)"),
+    "mobilenet_v1": dict(
+        build=lambda c, k, s: MobileNetV1(in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_all_convs_but_stem(n, p, "conv1.weight"),
+        about="CIFAR MobileNet-v1 (13 depthwise-separable blocks)"),
+    "resnet18": dict(
+        build=lambda c, k, s: _imagenet_resnet("resnet18", c, k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about="torchvision ResNet-18 (ImageNet); layer1-4 convs incl. downsample pruned"),
+    "resnet50": dict(
+        build=lambda c, k, s: _imagenet_resnet("resnet50", c, k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about="torchvision ResNet-50 (ImageNet); layer1-4 convs incl. downsample pruned"),
+    "lenet5": dict(
+        build=lambda c, k, s: LeNet5(c, k, s),
+        rule=lambda n, p: _rule_hidden_layers(n, p, "fc3"),
+        about="LeNet-5-like conv net, the CPU default; conv2, fc1, fc2 pruned (not the stem conv or classifier)"),
+    "lenet300_100": dict(
+        build=lambda c, k, s: LeNet300100(c, k, s),
+        rule=lambda n, p: p.dim() >= 2 and not n.startswith("fc3"),
+        about="LeNet-300-100 MLP; fc1, fc2 pruned (not the classifier)"),
+}
+
+
+def check_model_name(name: str, source: str = "model") -> None:
+    if name not in MODELS:
+        raise ConfigError(f"{source}: unknown model {name!r}. Known models: {', '.join(sorted(MODELS))}.")
+
+
+def build_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+                init_seed: int | None = None) -> nn.Module:
+    """Build a model on the CPU; with ``init_seed`` its initial weights depend on that seed only."""
+    check_model_name(name)
+    if init_seed is None:
+        return MODELS[name]["build"](in_channels, num_classes, input_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return MODELS[name]["build"](in_channels, num_classes, input_size)
+
+
+def derive_profile(model_name: str, model: nn.Module | None = None) -> list[str]:
+    """The prunable tensors by the model's rule, in parameter order."""
+    model = model if model is not None else build_model(model_name)
+    rule = MODELS[model_name]["rule"]
+    return [n for n, p in model.named_parameters() if rule(n, p)]
+
+
+def profile_path(model_name: str) -> Path:
+    return PROFILE_DIR / f"{model_name}.yaml"
+
+
+def load_profile(model_name: str) -> list[str]:
+    """The prunable tensor names for ``model_name`` from params/profiles/<name>.yaml."""
+    check_model_name(model_name)
+    path = profile_path(model_name)
+    if not path.exists():
+        raise ConfigError(f"{path}: pruning profile missing. Regenerate it with "
+                          f"`python -m lthlib.models --write-profiles`.")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("prunable"), list):
+        raise ConfigError(f"{path}: field 'prunable' must be a list of parameter names.")
+    return [str(x) for x in data["prunable"]]
+
+
+def profile_hash(names: list[str]) -> str:
+    return hashlib.sha256(json.dumps(names).encode()).hexdigest()[:12]
+
+
+def write_profiles() -> None:
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    for name in MODELS:
+        model = build_model(name)
+        names = derive_profile(name, model)
+        params = dict(model.named_parameters())
+        total = sum(params[n].numel() for n in names)
+        doc = {"model": name, "about": MODELS[name]["about"], "n_tensors": len(names),
+               "n_weights": total, "prunable": names}
+        profile_path(name).write_text(
+            "# Prunable tensors of this model (SPEC section 3). Generated by\n"
+            "# `python -m lthlib.models --write-profiles`; tests check it against the architecture.\n"
+            + yaml.safe_dump(doc, sort_keys=False))
+
+
+if __name__ == "__main__":
+    import sys
+    if "--write-profiles" in sys.argv:
+        write_profiles()
+        print(f"wrote {len(MODELS)} profiles to {PROFILE_DIR}")
+    else:
+        for name, spec in MODELS.items():
+            m = build_model(name)
+            print(f"{name:24s} {sum(p.numel() for p in m.parameters()):>10,d}  {spec['about']}")

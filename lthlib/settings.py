@@ -1,0 +1,259 @@
+"""The study's settings as functions (SPEC section 2): pretrain, LT-IMP, RR-IMP, LT-OMP, RR-OMP,
+one-shot prune + retrain, random pruning.
+
+Each takes an ``Experiment`` and returns finished ``RunDir``s. A finished run is skipped, an
+unfinished one resumes; a setting first obtains (or trains) the runs it depends on, so
+``lt_omp(exp)`` on a fresh machine also pretrains.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from . import data as D
+from .errors import ConfigError
+from .models import build_model, load_profile, profile_hash
+from .params import Experiment
+from .pruning import (MaskEnforcer, apply_mask, check_mask, global_magnitude_mask, global_sparsity,
+                      imp_sparsity, random_mask, sparsity_table)
+from .runs import (RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, config_hash, fmt_num)
+from .training import Recipe, pick_device, train
+
+# identity keys: everything in an Experiment that changes a run's result
+_IDENTITY_KEYS = ("model", "dataset", "n_train", "n_test", "subset_seed", "epochs", "batch_size", "lr",
+                  "momentum", "weight_decay", "wd_on_bn", "nesterov", "lr_schedule", "milestones", "gamma",
+                  "warmup_epochs", "label_smoothing", "augment", "amp", "channels_last")
+
+
+def recipe_of(exp: Experiment) -> Recipe:
+    return Recipe(**{k: getattr(exp, k) for k in Recipe.__dataclass_fields__})
+
+
+def runs_dir(exp: Experiment) -> Path:
+    return Path(exp.out_root) / exp.name / "runs"
+
+
+# ----------------------------------------------------------------------------- data cache
+_DATA_CACHE: dict = {}
+
+
+def _data(exp: Experiment):
+    key = (exp.dataset, os.path.abspath(exp.data_root), exp.n_train, exp.n_test, exp.subset_seed)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = D.load_data(exp.dataset, exp.data_root, exp.n_train or None, exp.n_test or None,
+                                       exp.subset_seed, exp.download)
+    return _DATA_CACHE[key]
+
+
+def _geometry(exp: Experiment):
+    spec = D.check_dataset_name(exp.dataset)
+    return spec["channels"], spec["classes"], spec["size"]
+
+
+def new_model(exp: Experiment, init_seed: int):
+    c, k, s = _geometry(exp)
+    return build_model(exp.model, c, k, s, init_seed=init_seed)
+
+
+# ----------------------------------------------------------------------------- one training run
+def execute(exp: Experiment, setting: str, *, init_seed: int, data_seed: int, start, mask_fn=None,
+            sparsity: float | None = None, round_: int | None = None, sources: dict | None = None) -> RunDir:
+    """Train one run unless it is finished. ``start(model)`` returns the state_dict to start from;
+    ``mask_fn()`` the mask (None: dense). ``sources`` names where mask and weights come from."""
+    profile = load_profile(exp.model)
+    identity = {"setting": setting, **{k: getattr(exp, k) for k in _IDENTITY_KEYS}, "init_seed": init_seed,
+                "data_seed": data_seed, "sparsity": sparsity, "round": round_, "prune_cap": exp.prune_cap,
+                "profile": profile_hash(profile), **(sources or {})}
+    parts = [setting, exp.model, exp.dataset, f"lr{fmt_num(exp.lr)}", f"s{exp.seed}"]
+    if round_ is not None:
+        parts.append(f"r{round_:02d}")
+    elif sparsity is not None:
+        parts.append(f"sp{sparsity:.3f}")
+    rd = RunDir(runs_dir(exp) / f"{'-'.join(parts)}-{config_hash(identity)}")
+    if rd.finished():
+        rd.check_identity(identity)
+        return rd
+    with rd.lock():
+        if rd.finished():
+            return rd
+        rd.check_identity(identity)
+        _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn, profile)
+    return rd
+
+
+def _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn, profile):
+    if exp.threads:
+        torch.set_num_threads(exp.threads)
+    device = pick_device(exp.device)
+    model = new_model(exp, init_seed)
+    state = start(model)
+    model.load_state_dict(state)
+    mask = mask_fn() if mask_fn else None
+    if mask is not None:
+        check_mask(mask, model, profile, source=f"mask for {rd.name}")
+        apply_mask(model, mask)
+    train_data, test_data = _data(exp)
+    spec = D.DATASETS[exp.dataset]
+    mf = torch.channels_last if exp.channels_last else torch.contiguous_format
+    train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment, spec["pad"],
+                        spec["flip"], data_seed, device, mf)
+    test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
+                       memory_format=mf)
+    record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
+              "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
+              "host": platform.node(), "data_source": train_data.source, "profile": profile,
+              "n_train_used": len(train_data), "n_test_used": len(test_data)}
+    atomic_write_json(rd.config, record)
+    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    atomic_torch_save(init_state, rd.init)
+    if mask is not None:
+        atomic_torch_save(mask, rd.mask)
+    model.to(device, memory_format=mf)
+    t0 = time.time()
+    history = train(model, mask, train_b, test_b, recipe_of(exp), device, rd, desc=rd.name[:48])
+    wall = time.time() - t0
+    final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if mask is not None:  # the invariant the whole study rests on
+        for n, m in mask.items():
+            if bool((final[n][~m] != 0).any()):
+                raise RuntimeError(f"{rd.name}: pruned weights of {n} are not zero after training")
+    atomic_torch_save(final, rd.final)
+    atomic_write_csv(rd.history, history)
+    best = max(history, key=lambda h: h["test_acc"])
+    table = sparsity_table(mask) if mask is not None else []
+    metrics = {
+        "final_test_acc": history[-1]["test_acc"], "final_train_acc": history[-1]["train_acc"],
+        "final_test_loss": history[-1]["test_loss"],
+        "best_test_acc_secondary": best["test_acc"], "best_epoch_secondary": best["epoch"],
+        "global_sparsity": global_sparsity(mask) if mask is not None else 0.0,
+        "layer_sparsity": {r["layer"]: r["sparsity"] for r in table},
+        "wall_time_s": wall,
+        "train_images_per_s": len(train_data) * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
+        "epochs": len(history), "torch": torch.__version__, "device": str(device),
+        "threads": torch.get_num_threads(), "setting": setting,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if rd.checkpoint.exists():
+        rd.checkpoint.unlink()
+    atomic_write_json(rd.metrics, metrics)  # last: marks the run finished
+
+
+# ----------------------------------------------------------------------------- the settings
+def _prunable(state: dict, profile: list[str]) -> dict:
+    return {n: state[n] for n in profile}
+
+
+def pretrain(exp: Experiment) -> RunDir:
+    """Dense training from θ0 (init seed ``exp.seed``); θ0 is kept as init.pt, θT as final.pt."""
+    return execute(exp, "pretrain", init_seed=exp.seed, data_seed=exp.seed, start=lambda m: m.state_dict())
+
+
+def _rr_seeds(exp: Experiment) -> tuple[int, int]:
+    init_seed = exp.seed + exp.rr_seed_offset
+    return init_seed, (init_seed if exp.rr_changes_data else exp.seed)
+
+
+def lt_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
+    """LT-IMP: round r prunes ``imp_rate`` of the remaining weights of round r-1's *trained* weights
+    (round 0 = the dense model) globally, and trains θ0 ⊙ m_r with the full recipe."""
+    pre = pretrain(exp)
+    profile = load_profile(exp.model)
+    theta0 = pre.load_init()
+    prev, prev_mask, out = pre, None, []
+    for r in range(1, (exp.imp_rounds if rounds is None else rounds) + 1):
+        s = imp_sparsity(r, exp.imp_rate)
+
+        def mask_fn(prev=prev, prev_mask=prev_mask, s=s):
+            return global_magnitude_mask(_prunable(prev.load_final(), profile), s, prev_mask, exp.prune_cap)
+        rd = execute(exp, "lt_imp", init_seed=exp.seed, data_seed=exp.seed, start=lambda m: theta0,
+                     mask_fn=mask_fn, sparsity=round(s, 6), round_=r,
+                     sources={"mask_source": {"kind": "imp", "from": prev.name},
+                              "weight_source": {"kind": "theta0", "from": pre.name}})
+        out.append(rd)
+        prev, prev_mask = rd, rd.load_mask()
+    return out
+
+
+def rr_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
+    """RR-IMP: each LT-IMP round's mask on a fresh init θ0' (seed + rr_seed_offset)."""
+    init_seed, data_seed = _rr_seeds(exp)
+    out = []
+    for lt in lt_imp(exp, rounds):
+        cfg = lt.read_config()["identity"]
+        out.append(execute(exp, "rr_imp", init_seed=init_seed, data_seed=data_seed, start=lambda m: m.state_dict(),
+                           mask_fn=lt.load_mask, sparsity=cfg["sparsity"], round_=cfg["round"],
+                           sources={"mask_source": {"kind": "lt_imp", "from": lt.name},
+                                    "weight_source": {"kind": "fresh_init", "init_seed": init_seed}}))
+    return out
+
+
+def omp_mask(exp: Experiment, pre: RunDir, sparsity: float) -> dict:
+    """One-shot global magnitude mask of the dense model's θT."""
+    return global_magnitude_mask(_prunable(pre.load_final(), load_profile(exp.model)), sparsity, None,
+                                 exp.prune_cap)
+
+
+def _one_shot(exp: Experiment, setting: str, weights: str, sparsities=None, mask_kind="omp") -> list[RunDir]:
+    pre = pretrain(exp)
+    out = []
+    for s in (exp.sparsities if sparsities is None else sparsities):
+        if weights == "theta0":
+            init_seed, data_seed, start = exp.seed, exp.seed, (lambda m: pre.load_init())
+            wsrc = {"kind": "theta0", "from": pre.name}
+        elif weights == "thetaT":
+            init_seed, data_seed, start = exp.seed, exp.seed, (lambda m: pre.load_final())
+            wsrc = {"kind": "thetaT", "from": pre.name}
+        else:
+            (init_seed, data_seed), start = _rr_seeds(exp), (lambda m: m.state_dict())
+            wsrc = {"kind": "fresh_init", "init_seed": init_seed}
+        if mask_kind == "omp":
+            mask_fn, msrc = (lambda s=s: omp_mask(exp, pre, s)), {"kind": "omp", "from": pre.name}
+        else:
+            def mask_fn(s=s):
+                g = torch.Generator().manual_seed(exp.seed * 7919 + int(round(s * 1e6)))
+                return random_mask(omp_mask(exp, pre, s), exp.random_mode, g)
+            msrc = {"kind": f"random_{exp.random_mode}", "density_from": pre.name}
+        out.append(execute(exp, setting, init_seed=init_seed, data_seed=data_seed, start=start, mask_fn=mask_fn,
+                           sparsity=s, sources={"mask_source": msrc, "weight_source": wsrc}))
+    return out
+
+
+def lt_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
+    """LT-OMP: one-shot mask from θT, applied to θ0."""
+    return _one_shot(exp, "lt_omp", "theta0", sparsities)
+
+
+def rr_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
+    """RR-OMP: the LT-OMP mask on a fresh init θ0'."""
+    return _one_shot(exp, "rr_omp", "fresh", sparsities)
+
+
+def oneshot_retrain(exp: Experiment, sparsities=None) -> list[RunDir]:
+    """One-shot prune θT and retrain θT ⊙ m with the full recipe from the initial LR (LR rewinding)."""
+    return _one_shot(exp, "oneshot_retrain", "thetaT", sparsities)
+
+
+def random_prune(exp: Experiment, sparsities=None) -> list[RunDir]:
+    """Random mask with the LT-OMP mask's per-layer density (``random_mode: layerwise``) or uniform over
+    the prunable pool (``global``), applied to θ0."""
+    return _one_shot(exp, "random_prune", "theta0", sparsities, mask_kind="random")
+
+
+SETTING_FUNCTIONS = {"pretrain": pretrain, "lt_imp": lt_imp, "rr_imp": rr_imp, "lt_omp": lt_omp,
+                     "rr_omp": rr_omp, "oneshot_retrain": oneshot_retrain, "random_prune": random_prune}
+
+
+def run_setting(exp: Experiment, setting: str) -> list[RunDir]:
+    if setting not in SETTING_FUNCTIONS:
+        raise ConfigError(f"setting: unknown setting {setting!r}; known: {', '.join(SETTING_FUNCTIONS)}")
+    out = SETTING_FUNCTIONS[setting](exp)
+    return out if isinstance(out, list) else [out]
+
+
+__all__ = ["pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune",
+           "run_setting", "omp_mask", "execute", "SETTING_FUNCTIONS", "MaskEnforcer"]
