@@ -6,6 +6,7 @@ file and the key.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def validate(values: dict, source: str) -> dict:
         raise ConfigError(f"{source}: a params file must be a mapping of key: value, got {type(values).__name__}")
     for key, value in values.items():
         if key not in TYPES:
-            close = [k for k in TYPES if k.split("_")[0] == str(key).split("_")[0]]
+            close = difflib.get_close_matches(str(key), list(TYPES), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{source}: unknown key {key!r}.{hint} Known keys: {', '.join(TYPES)}.")
         t = TYPES[key]

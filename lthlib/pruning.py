@@ -53,7 +53,7 @@ def global_magnitude_mask(weights: dict[str, torch.Tensor], sparsity: float,
         # force each layer's strongest min_keep weights in by giving them an infinite score
         offset, forced = 0, flat.clone()
         for size, s in zip(sizes, scores):
-            min_keep = math.ceil((1.0 - layer_cap) * size)
+            min_keep = math.ceil(round((1.0 - layer_cap) * size, 9))
             if min_keep:
                 top = torch.sort(s, descending=True, stable=True).indices[:min_keep]
                 forced[offset + top] = float("inf")

@@ -1,0 +1,102 @@
+"""Fixtures: small datasets written in the exact on-disk formats torchvision reads, and a tiny
+experiment factory. Images carry a class-dependent pattern so a model can learn something."""
+from __future__ import annotations
+
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lthlib
+
+
+def _images(n: int, size: int, channels: int, classes: int, seed: int):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    x = rng.integers(0, 90, size=(n, size, size, channels), dtype=np.int64)
+    for i, c in enumerate(y):  # a bright bar whose position encodes the class
+        r = (c * size) // classes
+        x[i, r:r + max(2, size // classes), :, :] += 150
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    """Write an IDX file (big-endian magic + dims + uint8 data), as in the (Fashion-)MNIST release."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dims = arr.shape
+    with open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 0x08, len(dims)))
+        f.write(struct.pack(">" + "I" * len(dims), *dims))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def make_fashion_mnist(root: Path, n_train=640, n_test=200) -> Path:
+    raw = root / "FashionMNIST" / "raw"
+    for split, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        x, y = _images(n, 28, 1, 10, seed)
+        write_idx(raw / f"{split}-images-idx3-ubyte", x[..., 0])
+        write_idx(raw / f"{split}-labels-idx1-ubyte", y)
+    return root
+
+
+def make_cifar(root: Path, name="cifar10", n_per_batch=100, n_test=100) -> Path:
+    """CIFAR python-pickle batches (data: N x 3072 uint8 rows, channel-major; labels list)."""
+    classes = 10 if name == "cifar10" else 100
+    folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    folder.mkdir(parents=True, exist_ok=True)
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+
+    def dump(fname, n, seed):
+        x, y = _images(n, 32, 3, classes, seed)
+        rows = x.transpose(0, 3, 1, 2).reshape(n, -1)
+        with open(folder / fname, "wb") as f:
+            pickle.dump({"batch_label": fname, "data": rows,
+                         label_key: y.tolist()}, f)
+    if name == "cifar10":
+        for i in range(1, 6):
+            dump(f"data_batch_{i}", n_per_batch, i)
+        dump("test_batch", n_test, 99)
+        meta = {"label_names": [f"c{i}" for i in range(10)]}
+        with open(folder / "batches.meta", "wb") as f:
+            pickle.dump(meta, f)
+    else:
+        dump("train", n_per_batch * 5, 1)
+        dump("test", n_test, 99)
+        with open(folder / "meta", "wb") as f:
+            pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fmnist_root(tmp_path_factory) -> Path:
+    return make_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    make_cifar(root, "cifar10")
+    make_cifar(root, "cifar100")
+    return root
+
+
+@pytest.fixture
+def tiny_exp(fmnist_root, tmp_path):
+    """A factory of tiny, fast experiments on the generated Fashion-MNIST files."""
+    def make(**kw):
+        base = dict(name="t", model="lenet5", dataset="fashion_mnist", data_root=str(fmnist_root), download=False,
+                    epochs=2, batch_size=64, lr=0.05, imp_rounds=2, sparsities=[0.5], threads=1,
+                    out_root=str(tmp_path / "outputs"), device="cpu")
+        base.update(kw)
+        return lthlib.make_experiment(None, **base)
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+    yield

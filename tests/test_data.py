@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as T
+
+from lthlib import DatasetMissingError, ConfigError
+from lthlib import data as D
+
+
+def test_cifar_pickle_batches_load_through_torchvision_reader(cifar_root):
+    train = D.load_split("cifar10", cifar_root, True, download=False)
+    test = D.load_split("cifar10", cifar_root, False, download=False)
+    assert train.x.shape == (500, 3, 32, 32) and train.x.dtype == torch.uint8
+    assert test.x.shape == (100, 3, 32, 32) and train.y.max() < 10
+    c100 = D.load_split("cifar100", cifar_root, True, download=False)
+    assert c100.x.shape == (500, 3, 32, 32) and c100.y.max() >= 10
+
+
+def test_fashion_mnist_idx_files_load(fmnist_root):
+    train, test = D.load_data("fashion_mnist", fmnist_root, download=False)
+    assert train.x.shape == (640, 1, 28, 28) and len(test) == 200
+
+
+def test_fashion_mnist_from_debian_package_when_installed(tmp_path, monkeypatch):
+    if not (D.DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist package is not installed")
+    train = D.load_split("fashion_mnist", tmp_path, True, download=False)
+    assert train.x.shape == (60000, 1, 28, 28) and "Debian" in train.source
+    assert torch.bincount(train.y).tolist() == [6000] * 10
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    with pytest.raises(DatasetMissingError, match="data_root=.*cifar-10-batches-py"):
+        D.load_split("cifar10", tmp_path, True, download=False)
+    with pytest.raises(DatasetMissingError, match="dataset-fashion-mnist"):
+        D.load_split("fashion_mnist", tmp_path, True, download=False)
+    with pytest.raises(DatasetMissingError, match="train/"):
+        D.imagenet_loaders(tmp_path, 8)
+    with pytest.raises(ConfigError, match="unknown dataset 'mnist2'"):
+        D.load_split("mnist2", tmp_path, True)
+
+
+def test_stratified_subset_is_balanced_and_deterministic():
+    y = torch.arange(1000) % 10
+    a, b = D.stratified_subset(y, 105, 3), D.stratified_subset(y, 105, 3)
+    assert torch.equal(a, b) and len(a) == 105
+    counts = torch.bincount(y[a], minlength=10)
+    assert counts.max() - counts.min() <= 1
+    assert not torch.equal(a, D.stratified_subset(y, 105, 4))
+
+
+def test_batches_depend_only_on_seed_and_epoch(fmnist_root):
+    train, _ = D.load_data("fashion_mnist", fmnist_root, download=False)
+    spec = D.DATASETS["fashion_mnist"]
+    mk = lambda seed: D.Batches(train, 64, spec["mean"], spec["std"], True, True, 2, True, seed)
+    a, b, c = mk(1), mk(1), mk(2)
+    for bt in (a, b, c):
+        bt.set_epoch(3)
+    xa, ya = next(iter(a))
+    xb, yb = next(iter(b))
+    xc, yc = next(iter(c))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(ya, yc)
+    a.set_epoch(4)
+    assert not torch.equal(next(iter(a))[1], ya)
+    assert sum(len(y) for _, y in a) == len(train)
+
+
+def test_batched_augmentation_matches_torchvision_transform_distribution():
+    """Each output pixel must come from the same crop/flip distribution as RandomCrop(pad)+Flip."""
+    size, pad, n = 8, 2, 4000
+    img = torch.arange(size * size, dtype=torch.uint8).view(1, 1, size, size) + 1  # unique values, 0 = padding
+    g = torch.Generator().manual_seed(0)
+    ours = D.augment_batch(img.expand(n, 1, size, size).contiguous(), pad, True, g)
+    tv = T.Compose([T.RandomCrop(size, padding=pad), T.RandomHorizontalFlip()])
+    torch.manual_seed(0)
+    ref = torch.stack([tv(img[0]) for _ in range(n)])
+    # compare the distribution of (pixel at a fixed position) over the whole batch
+    for pos in [(0, 0), (3, 4), (7, 7)]:
+        h1 = torch.bincount(ours[:, 0, pos[0], pos[1]].long(), minlength=size * size + 1).float() / n
+        h2 = torch.bincount(ref[:, 0, pos[0], pos[1]].long(), minlength=size * size + 1).float() / n
+        assert (h1 - h2).abs().sum() < 0.12, pos  # total-variation distance small (sampling noise ~0.05)
+    assert abs(ours.float().mean() - ref.float().mean()) < 1.0
+    # every output is an exact crop (shape preserved, values from the padded image)
+    assert ours.shape == (n, 1, size, size)
+
+
+def test_normalization_matches_torchvision(cifar_root):
+    train = D.load_split("cifar10", cifar_root, False, download=False)
+    spec = D.DATASETS["cifar10"]
+    b = D.Batches(train, 10, spec["mean"], spec["std"], train=False)
+    x, _ = next(iter(b))
+    ref = T.Normalize(spec["mean"], spec["std"])(train.x[:10].float() / 255)
+    assert torch.allclose(x, ref, atol=1e-5)
+
+
+def test_imagenet_folder_loaders(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("n01", "n02"):
+            d = tmp_path / split / cls
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(d / f"{i}.JPEG")
+    tl, vl, k = D.imagenet_loaders(tmp_path, 2, workers=0)
+    x, y = next(iter(tl))
+    assert k == 2 and x.shape == (2, 3, 224, 224)
+    assert next(iter(vl))[0].shape[1:] == (3, 224, 224)

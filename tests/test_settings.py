@@ -1,0 +1,157 @@
+"""The study's settings end to end on tiny generated data: files, the LT/RR invariants, skip, resume."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import lthlib as L
+from lthlib.models import load_profile
+from lthlib.pruning import global_sparsity
+
+
+@pytest.fixture
+def done(tiny_exp):
+    exp = tiny_exp()
+    return exp, {s: L.run_setting(exp, s) for s in L.SETTINGS}
+
+
+def test_every_setting_writes_a_self_describing_run_folder(done):
+    exp, runs = done
+    assert len(runs["pretrain"]) == 1 and len(runs["lt_imp"]) == 2 and len(runs["lt_omp"]) == 1
+    for setting, rds in runs.items():
+        for rd in rds:
+            files = {p.name for p in rd.path.iterdir()}
+            assert {"config.json", "init.pt", "final.pt", "history.csv", "metrics.json"} <= files, rd
+            assert ("mask.pt" in files) == (setting != "pretrain")
+            assert "checkpoint.pt" not in files and not any(".tmp" in f for f in files)
+            cfg, met = rd.read_config(), rd.read_metrics()
+            assert cfg["identity"]["setting"] == setting and rd.name.startswith(setting)
+            assert rd.name.endswith("-" + L.runs.config_hash(cfg["identity"]))
+            assert {"threads", "torch", "device", "experiment"} <= set(cfg)
+            if setting != "pretrain":
+                assert {"mask_source", "weight_source"} <= set(cfg["identity"])
+            assert 0 <= met["final_test_acc"] <= 100 and met["best_epoch_secondary"] >= 1
+            assert met["threads"] == 1 and met["device"] == "cpu"
+            assert len(rd.history.read_text().strip().splitlines()) == exp.epochs + 1
+
+
+def test_lt_starts_from_theta0_times_mask_and_rr_from_a_new_init(done):
+    exp, runs = done
+    theta0 = runs["pretrain"][0].load_init()
+    thetaT = runs["pretrain"][0].load_final()
+    profile = load_profile(exp.model)
+    for lt, rr in zip(runs["lt_imp"] + runs["lt_omp"], runs["rr_imp"] + runs["rr_omp"]):
+        m_lt, m_rr = lt.load_mask(), rr.load_mask()
+        init_lt, init_rr = lt.load_init(), rr.load_init()
+        for n in theta0:
+            expect = theta0[n] * m_lt[n] if n in m_lt else theta0[n]
+            assert torch.equal(init_lt[n], expect), n
+        for n in profile:
+            assert torch.equal(m_lt[n], m_rr[n])
+            kept = m_rr[n]
+            assert not torch.equal(init_rr[n][kept], init_lt[n][kept])
+            assert bool((init_rr[n][~kept] == 0).all())
+    one = runs["oneshot_retrain"][0]
+    for n, m in one.load_mask().items():
+        assert torch.equal(one.load_init()[n], thetaT[n] * m)
+    assert all(torch.equal(runs["lt_omp"][0].load_mask()[n], one.load_mask()[n]) for n in profile)
+
+
+def test_imp_sparsity_schedule_and_dense_stem_and_classifier(done):
+    exp, runs = done
+    sp = [round(rd.read_metrics()["global_sparsity"], 4) for rd in runs["lt_imp"]]
+    assert sp == [0.2, 0.36]
+    last = runs["lt_imp"][-1]
+    final = last.load_final()
+    assert "conv1.weight" not in last.load_mask() and "fc3.weight" not in last.load_mask()
+    assert bool((final["conv1.weight"] != 0).all()) and bool((final["fc3.weight"] != 0).all())
+    for n, m in last.load_mask().items():  # pruned weights are exactly zero at the end
+        assert bool((final[n][~m] == 0).all())
+    rnd = runs["random_prune"][0].load_mask()
+    omp = runs["lt_omp"][0].load_mask()
+    assert all(int(rnd[n].sum()) == int(omp[n].sum()) for n in omp)
+    assert abs(global_sparsity(omp) - 0.5) < 1e-3
+
+
+def test_finished_runs_are_skipped(done):
+    exp, runs = done
+    before = {rd.metrics: rd.metrics.stat().st_mtime_ns for rds in runs.values() for rd in rds}
+    again = L.rr_imp(exp)
+    assert [r.path for r in again] == [r.path for r in runs["rr_imp"]]
+    assert {rd.metrics: rd.metrics.stat().st_mtime_ns for rds in runs.values() for rd in rds} == before
+
+
+def _script(exp, kill_after_saves):
+    return textwrap.dedent(f"""
+        import os, signal, torch, lthlib as L
+        import lthlib.training as T
+        torch.set_num_threads(1)
+        saves = [0]
+        real = T.atomic_torch_save
+        def dying_save(obj, path):
+            real(obj, path)
+            saves[0] += 1
+            if saves[0] >= {kill_after_saves}:
+                os.kill(os.getpid(), signal.SIGKILL)   # killed right after a checkpoint
+        T.atomic_torch_save = dying_save
+        exp = L.make_experiment(None, **{exp.as_dict()!r})
+        L.pretrain(exp)
+    """)
+
+
+def test_kill_and_resume_gives_identical_final_weights(tiny_exp, tmp_path):
+    exp = tiny_exp(epochs=4, out_root=str(tmp_path / "a"))
+    ref = L.pretrain(tiny_exp(epochs=4, out_root=str(tmp_path / "b"))).load_final()
+    proc = subprocess.run([sys.executable, "-c", _script(exp, 2)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    rd = next((tmp_path / "a").glob("t/runs/pretrain-*"))
+    rd = L.RunDir(rd)
+    assert rd.checkpoint.exists() and not rd.finished()
+    assert torch.load(rd.checkpoint, weights_only=True)["epoch"] == 2
+    resumed = L.pretrain(exp)
+    assert resumed.path == rd.path and resumed.finished()
+    final = resumed.load_final()
+    assert all(torch.equal(final[k], ref[k]) for k in ref)
+    assert len(resumed.history.read_text().strip().splitlines()) == 5
+
+
+def test_corrupt_checkpoint_is_a_clear_error_and_nothing_looks_finished(tiny_exp, tmp_path):
+    exp = tiny_exp(epochs=3)
+    proc = subprocess.run([sys.executable, "-c", _script(exp, 1)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    rd = L.RunDir(next((tmp_path / "outputs").glob("t/runs/pretrain-*")))
+    rd.checkpoint.write_bytes(rd.checkpoint.read_bytes()[:100])  # truncate
+    with pytest.raises(L.CheckpointError, match=r"checkpoint\.pt: training checkpoint is corrupt.*Delete"):
+        L.pretrain(exp)
+    assert not rd.finished()
+
+
+def test_corrupt_dense_weights_are_named_when_a_setting_needs_them(tiny_exp):
+    exp = tiny_exp(epochs=1)
+    pre = L.pretrain(exp)
+    pre.final.write_bytes(b"not a checkpoint")
+    with pytest.raises(L.CheckpointError, match=r"final\.pt: final weights"):
+        L.lt_omp(exp)
+    assert not any(L.RunDir(p).finished() for p in pre.path.parent.glob("lt_omp-*"))
+
+
+def test_a_folder_holding_another_config_is_refused(tiny_exp):
+    exp = tiny_exp(epochs=1)
+    pre = L.pretrain(exp)
+    cfg = json.loads(pre.config.read_text())
+    cfg["identity"]["lr"] = 9.0
+    pre.config.write_text(json.dumps(cfg))
+    pre.metrics.unlink()
+    with pytest.raises(L.ConfigError, match="different configuration"):
+        L.pretrain(exp)
+
+
+def test_identity_changes_with_recipe_but_not_with_threads(tiny_exp):
+    a = L.pretrain(tiny_exp(epochs=1))
+    b = L.pretrain(tiny_exp(epochs=1, threads=2))
+    c = L.pretrain(tiny_exp(epochs=1, lr=0.01))
+    assert a.path == b.path and a.path != c.path
