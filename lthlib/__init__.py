@@ -7,10 +7,10 @@ augmentation), ``pruning`` (masks), ``training`` (the engine), ``runs`` (run fol
 """
 from .errors import LTHError, ConfigError, DatasetMissingError, CheckpointError, MaskError
 from .params import Experiment, make_experiment, from_namespace, load_params_file, SETTINGS
-from .settings import (pretrain, lt_imp, rr_imp, lt_omp, rr_omp, oneshot_retrain, random_prune,
+from .settings import (pretrain, lt_imp, rr_imp, rr, lt_omp, rr_omp, oneshot_retrain, random_prune,
                        run_setting, omp_mask)
 from .runs import RunDir
 
 __all__ = ["LTHError", "ConfigError", "DatasetMissingError", "CheckpointError", "MaskError", "Experiment",
-           "make_experiment", "from_namespace", "load_params_file", "SETTINGS", "pretrain", "lt_imp", "rr_imp",
+           "make_experiment", "from_namespace", "load_params_file", "SETTINGS", "pretrain", "lt_imp", "rr_imp", "rr",
            "lt_omp", "rr_omp", "oneshot_retrain", "random_prune", "run_setting", "omp_mask", "RunDir"]

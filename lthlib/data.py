@@ -8,6 +8,7 @@ downloaded if the machine is online; offline, Fashion-MNIST is taken from Debian
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ def _fashion_mnist_from_debian(root: Path) -> bool:
     raw.mkdir(parents=True, exist_ok=True)
     for f in files:
         if not (raw / f).exists():
-            tmp = raw / f".{f}.tmp"
+            tmp = raw / f".{f}.tmp{os.getpid()}"
             with gzip.open(DEBIAN_FASHION_MNIST / f"{f}.gz") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             tmp.rename(raw / f)
@@ -268,3 +269,19 @@ def imagenet_loaders(root, batch_size: int, workers: int = 8, distributed: bool 
 
 __all__ = ["DATASETS", "TensorData", "Batches", "load_data", "load_split", "stratified_subset",
            "augment_batch", "imagenet_loaders"]
+
+
+def prepare(name: str, root) -> str:
+    """Make sure a dataset is on disk (download, or Debian's package for Fashion-MNIST); returns where
+    it came from. ``python -m lthlib.data prepare NAME ROOT``."""
+    return load_split(name, root, True, download=True).source
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 4 or sys.argv[1] != "prepare":
+        sys.exit("usage: python -m lthlib.data prepare DATASET ROOT")
+    try:
+        print(f"{sys.argv[2]}: ready ({prepare(sys.argv[2], sys.argv[3])})")
+    except Exception as exc:  # a clear one-line message for make
+        sys.exit(f"error: {exc}")

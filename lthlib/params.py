@@ -168,13 +168,16 @@ def make_experiment(params_file=None, **overrides) -> Experiment:
 
 
 def from_namespace(ns: dict, params_file=None) -> Experiment:
-    """An Experiment from a notebook's variables (its ``parameters`` cell plus what papermill injected
-    with ``-f``/``-p``): every schema key found in ``ns`` is taken. ``params_file``, when given, is
-    validated as a whole first so an unknown key in it is reported with the file's name."""
+    """An Experiment from a notebook's variables: the values of ``params_file`` (relative to the project
+    root), overridden by every schema key found in ``ns`` (the ``parameters`` cell plus what papermill
+    injected with ``-f``/``-p``). Errors name the file and key."""
+    values = {}
     if params_file:
-        load_params_file(params_file)
+        from .settings import project_path
+        path = Path(params_file) if Path(params_file).exists() else project_path(params_file)
+        values = load_params_file(path)
     source = str(params_file) if params_file else "notebook parameters"
-    values = validate({k: ns[k] for k in TYPES if k in ns}, source)
+    values.update(validate({k: ns[k] for k in TYPES if k in ns}, source))
     exp = Experiment(**values)
     check_values(exp, source)
     return exp

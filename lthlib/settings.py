@@ -7,7 +7,6 @@ unfinished one resumes; a setting first obtains (or trains) the runs it depends 
 """
 from __future__ import annotations
 
-import os
 import platform
 import time
 from pathlib import Path
@@ -33,8 +32,22 @@ def recipe_of(exp: Experiment) -> Recipe:
     return Recipe(**{k: getattr(exp, k) for k in Recipe.__dataclass_fields__})
 
 
+def project_path(path) -> Path:
+    """Relative paths in params (out_root, data_root) are relative to the project root: the nearest
+    folder above the working directory holding params/ and lthlib/ (so a notebook opened from
+    notebooks/ and papermill run from the root write to the same place); else the working directory."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params").is_dir() and (folder / "lthlib").is_dir():
+            return folder / path
+    return here / path
+
+
 def runs_dir(exp: Experiment) -> Path:
-    return Path(exp.out_root) / exp.name / "runs"
+    return project_path(exp.out_root) / exp.name / "runs"
 
 
 # ----------------------------------------------------------------------------- data cache
@@ -42,10 +55,11 @@ _DATA_CACHE: dict = {}
 
 
 def _data(exp: Experiment):
-    key = (exp.dataset, os.path.abspath(exp.data_root), exp.n_train, exp.n_test, exp.subset_seed)
+    root = project_path(exp.data_root)
+    key = (exp.dataset, str(root), exp.n_train, exp.n_test, exp.subset_seed)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()
-        _DATA_CACHE[key] = D.load_data(exp.dataset, exp.data_root, exp.n_train or None, exp.n_test or None,
+        _DATA_CACHE[key] = D.load_data(exp.dataset, root, exp.n_train or None, exp.n_test or None,
                                        exp.subset_seed, exp.download)
     return _DATA_CACHE[key]
 
@@ -97,17 +111,24 @@ def _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn,
     if mask is not None:
         check_mask(mask, model, profile, source=f"mask for {rd.name}")
         apply_mask(model, mask)
-    train_data, test_data = _data(exp)
-    spec = D.DATASETS[exp.dataset]
     mf = torch.channels_last if exp.channels_last else torch.contiguous_format
-    train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment, spec["pad"],
-                        spec["flip"], data_seed, device, mf)
-    test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
-                       memory_format=mf)
+    if exp.dataset == "imagenet":  # folder of JPEGs: a DataLoader with workers
+        torch.manual_seed(data_seed)
+        train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size,
+                                                eval_batch_size=exp.eval_batch_size)
+        n_train, n_test, source = len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root))
+    else:
+        train_data, test_data = _data(exp)
+        spec = D.DATASETS[exp.dataset]
+        train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
+                            spec["pad"], spec["flip"], data_seed, device, mf)
+        test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
+                           memory_format=mf)
+        n_train, n_test, source = len(train_data), len(test_data), train_data.source
     record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
               "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-              "host": platform.node(), "data_source": train_data.source, "profile": profile,
-              "n_train_used": len(train_data), "n_test_used": len(test_data)}
+              "host": platform.node(), "data_source": source, "profile": profile,
+              "n_train_used": n_train, "n_test_used": n_test}
     atomic_write_json(rd.config, record)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     atomic_torch_save(init_state, rd.init)
@@ -133,7 +154,7 @@ def _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn,
         "global_sparsity": global_sparsity(mask) if mask is not None else 0.0,
         "layer_sparsity": {r["layer"]: r["sparsity"] for r in table},
         "wall_time_s": wall,
-        "train_images_per_s": len(train_data) * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
+        "train_images_per_s": n_train * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
         "epochs": len(history), "torch": torch.__version__, "device": str(device),
         "threads": torch.get_num_threads(), "setting": setting,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -190,6 +211,13 @@ def rr_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
                            sources={"mask_source": {"kind": "lt_imp", "from": lt.name},
                                     "weight_source": {"kind": "fresh_init", "init_seed": init_seed}}))
     return out
+
+
+def rr(exp: Experiment, mask_from: str) -> list[RunDir]:
+    """Random re-initialization of the LT masks: ``mask_from`` 'imp' (every LT-IMP round) or 'omp'."""
+    if mask_from not in ("imp", "omp"):
+        raise ConfigError(f"mask_from: must be 'imp' or 'omp', got {mask_from!r}")
+    return rr_imp(exp) if mask_from == "imp" else rr_omp(exp)
 
 
 def omp_mask(exp: Experiment, pre: RunDir, sparsity: float) -> dict:
@@ -255,5 +283,5 @@ def run_setting(exp: Experiment, setting: str) -> list[RunDir]:
     return out if isinstance(out, list) else [out]
 
 
-__all__ = ["pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune",
+__all__ = ["pretrain", "lt_imp", "rr_imp", "rr", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune",
            "run_setting", "omp_mask", "execute", "SETTING_FUNCTIONS", "MaskEnforcer"]

@@ -1,0 +1,101 @@
+# Lottery-ticket sanity checks: the pipeline. `make help` lists the targets.
+# Every unit of work is a file: an executed notebook per (setting, lr, seed) under
+# $(OUT)/<grid>/notebooks/, written only on success. Finished runs are skipped, cut ones resume.
+SHELL := /bin/bash
+OUT ?= outputs
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+JOBS ?= 1
+SET ?=
+DATA ?=
+# the plan for a grid: a generated Makefile with one target per executed notebook
+plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(OUT) $(SET) $(if $(DATA),data_root=$(DATA))
+# run a grid: regenerate its plan (cheap), then make its targets with $(2) parallel jobs
+define run_grid
++@p=$$($(call plan,$(1))) && $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) -j$(2) all
+endef
+
+.PHONY: help setup demo reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
+        reproduce-imagenet grid report index check-report lab test test-slow bench clean clean-runs fashion-mnist
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
+	@echo; echo "Variables: OUT=$(OUT) JOBS=$(JOBS) SET='key=value ...' (override a grid) DATA=/dataset/root"
+
+setup: $(STAMP)  ## create .venv from requirements.txt and register the 'lthlib' Jupyter kernel
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name lthlib --display-name "Python (lthlib)" >/dev/null
+	touch $@
+
+fashion-mnist: $(STAMP)  ## put real Fashion-MNIST under $(OUT)/data (download, else Debian's package)
+	@$(PY) -m lthlib.data prepare fashion_mnist $(OUT)/data 2>/dev/null || { \
+	  echo "Fashion-MNIST: not on disk and no download; installing Debian's dataset-fashion-mnist"; \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
+	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $(OUT)/data/FashionMNIST/raw" >&2; exit 1; }; \
+	  $(PY) -m lthlib.data prepare fashion_mnist $(OUT)/data; }
+
+demo: $(STAMP) fashion-mnist  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
+	$(call run_grid,demo,2)
+	@$(PY) -m lthlib.results index $(OUT)
+	@echo "Report: $(OUT)/demo/reports/analysis.html   Index: $(OUT)/reports/index.html"
+
+reproduce-cifar: $(STAMP)  ## CIFAR-10 ResNet-20 paper grid: 160 epochs, lr 0.1/0.01, 14 IMP rounds, OMP, RR
+	$(call run_grid,cifar10_resnet20,$(JOBS))
+	@$(PY) -m lthlib.results index $(OUT)
+
+reproduce-cifar-78ep: $(STAMP)  ## epoch ablation: the ResNet-20 grid with the 78-epoch schedule
+	$(call run_grid,cifar10_resnet20_78ep,$(JOBS))
+
+reproduce-cifar-models: $(STAMP)  ## the other CIFAR-10 models: wide ResNet-32, VGG-16/19, MobileNet-v1
+	$(call run_grid,cifar10_resnet32_wide,$(JOBS))
+	$(call run_grid,cifar10_vgg16,$(JOBS))
+	$(call run_grid,cifar10_vgg19,$(JOBS))
+	$(call run_grid,cifar10_mobilenet,$(JOBS))
+
+reproduce-cifar100: $(STAMP)  ## CIFAR-100: ResNet-20, wide ResNet-32, VGG-19
+	$(call run_grid,cifar100_resnet20,$(JOBS))
+	$(call run_grid,cifar100_resnet32_wide,$(JOBS))
+	$(call run_grid,cifar100_vgg19,$(JOBS))
+
+reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50 (single process): make reproduce-imagenet DATA=/path/to/imagenet
+	@test -n "$(DATA)" || { echo "error: DATA=/path/to/imagenet (with train/ and val/ ImageFolders) is required" >&2; exit 2; }
+	$(call run_grid,imagenet_resnet50,1)
+
+grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]']
+	@test -n "$(GRID)" || { echo "error: GRID=<name of a params/*.yaml file> is required" >&2; exit 2; }
+	$(call run_grid,$(GRID),$(JOBS))
+
+index: $(STAMP)  ## rebuild $(OUT)/reports/index.html (links every report and executed notebook)
+	$(PY) -m lthlib.results index $(OUT)
+
+check-report: $(STAMP)  ## open every report page in headless Chromium, check console errors, save screenshots
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q playwright
+	$(PY) scripts/check_report.py $(OUT)
+
+lab: $(STAMP)  ## JupyterLab on the project kernel (notebooks/*.py open as notebooks via jupytext)
+	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks
+
+test: $(STAMP)  ## the test suite (CPU, < 10 min; slow tests excluded)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)  ## the slow tests too
+	$(PY) -m pytest -q -m ""
+
+bench: $(STAMP)  ## throughput benchmark: official-style loop vs our engine (prints ratios)
+	$(PY) bench/bench_training.py
+
+clean:  ## remove temporary and derived files (converted notebooks, failed/tmp notebooks); keeps runs
+	rm -rf $(OUT)/.nbsrc
+	find $(OUT) -name '*.tmp.ipynb' -delete -o -name '*.failed.ipynb' -delete -o -name '.*.tmp[0-9]*' -delete 2>/dev/null || true
+
+clean-runs:  ## delete ALL runs, notebooks and reports under $(OUT) (asks first; CONFIRM=yes skips)
+	@if [ "$(CONFIRM)" != yes ]; then read -p "Delete every run, notebook and report under $(OUT)/ (data kept)? [y/N] " a; [ "$$a" = y ]; fi
+	find $(OUT) -mindepth 1 -maxdepth 1 ! -name data ! -name README.md -exec rm -rf {} +
