@@ -61,7 +61,7 @@ def test_bad_params_are_refused_before_any_work(tmp_path):
 def test_failed_notebook_is_kept_aside_and_target_only_written_on_success(tmp_path, fmnist_root):
     base = ["grid", "GRID=demo", f"OUT={tmp_path}", "JOBS=1"]
     small = "epochs=1 n_train=200 seeds=[1] lrs=[0.1] settings=[pretrain]"
-    r = make(*base, f"SET={small} data_root={tmp_path}/missing download=false")
+    r = make(*base, f"SET={small} dataset=cifar10 data_root={tmp_path}/missing download=false")
     assert r.returncode != 0
     nb = tmp_path / "demo" / "notebooks"
     assert not (nb / "pretrain_lr0.1_s1.ipynb").exists()
