@@ -55,6 +55,8 @@ class Experiment:
     amp: str = "none"               # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
     eval_batch_size: int = 1024
+    pack: str = "auto"              # train several tickets in one packed pass: auto (on CUDA) | on | off
+    pack_size: int = 16             # most tickets per pack
     threads: int = 0                # torch threads; 0 = torch's default. Recorded in every run.
     device: str = "auto"            # auto (cuda when present) | cpu | cuda | cuda:N
     out_root: str = "outputs"
@@ -82,11 +84,11 @@ TYPES = {
     "milestones": ("list", _FLOAT), "gamma": _FLOAT, "warmup_epochs": _INT, "label_smoothing": _FLOAT,
     "augment": _BOOL, "seed": _INT, "rr_seed_offset": _INT, "rr_changes_data": _BOOL, "imp_rounds": _INT,
     "imp_rate": _FLOAT, "sparsities": ("list", _FLOAT), "prune_cap": _FLOAT, "random_mode": _STR,
-    "amp": _STR, "channels_last": _BOOL, "eval_batch_size": _INT, "threads": _INT, "device": _STR,
+    "amp": _STR, "channels_last": _BOOL, "pack": _STR, "pack_size": _INT, "eval_batch_size": _INT, "threads": _INT, "device": _STR,
     "out_root": _STR, "lrs": ("list", _FLOAT), "seeds": ("list", _INT), "settings": ("list", _STR),
 }
 CHOICES = {"lr_schedule": ("multistep", "cosine"), "random_mode": ("layerwise", "global"),
-           "amp": ("none", "bf16", "fp16"), "model": tuple(MODELS), "dataset": tuple(DATASETS)}
+           "amp": ("none", "bf16", "fp16"), "pack": ("auto", "on", "off"), "model": tuple(MODELS), "dataset": tuple(DATASETS)}
 assert set(TYPES) == {f.name for f in fields(Experiment)}
 
 
@@ -123,7 +125,7 @@ def check_values(exp: Experiment, source: str) -> None:
     """Range checks across fields."""
     def bad(key, why):
         raise ConfigError(f"{source}: key {key!r} {why}")
-    for key in ("epochs", "batch_size", "eval_batch_size"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "pack_size"):
         if getattr(exp, key) < 1:
             bad(key, f"must be >= 1, got {getattr(exp, key)}")
     for key in ("n_train", "n_test", "threads", "imp_rounds", "warmup_epochs"):

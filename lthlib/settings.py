@@ -7,9 +7,12 @@ unfinished one resumes; a setting first obtains (or trains) the runs it depends 
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -75,70 +78,148 @@ def new_model(exp: Experiment, init_seed: int):
 
 
 # ----------------------------------------------------------------------------- one training run
-def execute(exp: Experiment, setting: str, *, init_seed: int, data_seed: int, start, mask_fn=None,
-            sparsity: float | None = None, round_: int | None = None, sources: dict | None = None) -> RunDir:
-    """Train one run unless it is finished. ``start(model)`` returns the state_dict to start from;
-    ``mask_fn()`` the mask (None: dense). ``sources`` names where mask and weights come from."""
+@dataclass
+class RunSpec:
+    """One training run to do: where its weights and mask come from."""
+    setting: str
+    init_seed: int
+    data_seed: int
+    start: Callable  # start(model) -> state_dict to start from (before masking)
+    mask_fn: Callable | None = None  # () -> mask, or None for a dense run
+    sparsity: float | None = None
+    round_: int | None = None
+    sources: dict = field(default_factory=dict)
+
+
+def _run_dir(exp: Experiment, spec: RunSpec, profile: list[str]) -> tuple[RunDir, dict]:
+    identity = {"setting": spec.setting, **{k: getattr(exp, k) for k in _IDENTITY_KEYS},
+                "init_seed": spec.init_seed, "data_seed": spec.data_seed, "sparsity": spec.sparsity,
+                "round": spec.round_, "prune_cap": exp.prune_cap, "profile": profile_hash(profile), **spec.sources}
+    parts = [spec.setting, exp.model, exp.dataset, f"lr{fmt_num(exp.lr)}", f"s{exp.seed}"]
+    if spec.round_ is not None:
+        parts.append(f"r{spec.round_:02d}")
+    elif spec.sparsity is not None:
+        parts.append(f"sp{spec.sparsity:.3f}")
+    return RunDir(runs_dir(exp) / f"{'-'.join(parts)}-{config_hash(identity)}"), identity
+
+
+def _use_packing(exp: Experiment, device: torch.device) -> bool:
+    return exp.pack == "on" or (exp.pack == "auto" and device.type == "cuda")
+
+
+def execute(exp: Experiment, setting: str, **kw) -> RunDir:
+    """Train one run unless it is finished (see RunSpec for the keywords)."""
+    return execute_many(exp, [RunSpec(setting, **kw)])[0]
+
+
+def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
+    """Train every unfinished run of ``specs``; finished ones are skipped. With packing on (``pack``:
+    'on', or 'auto' on CUDA), unfinished runs sharing a data order train together in packs of up to
+    ``pack_size`` tickets; otherwise one after another."""
     profile = load_profile(exp.model)
-    identity = {"setting": setting, **{k: getattr(exp, k) for k in _IDENTITY_KEYS}, "init_seed": init_seed,
-                "data_seed": data_seed, "sparsity": sparsity, "round": round_, "prune_cap": exp.prune_cap,
-                "profile": profile_hash(profile), **(sources or {})}
-    parts = [setting, exp.model, exp.dataset, f"lr{fmt_num(exp.lr)}", f"s{exp.seed}"]
-    if round_ is not None:
-        parts.append(f"r{round_:02d}")
-    elif sparsity is not None:
-        parts.append(f"sp{sparsity:.3f}")
-    rd = RunDir(runs_dir(exp) / f"{'-'.join(parts)}-{config_hash(identity)}")
-    if rd.finished():
-        rd.check_identity(identity)
-        return rd
-    with rd.lock():
-        if rd.finished():
-            return rd
-        rd.check_identity(identity)
-        _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn, profile)
-    return rd
-
-
-def _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn, profile):
+    planned = [(_run_dir(exp, spec, profile), spec) for spec in specs]
+    todo = []
+    for (rd, identity), spec in planned:
+        rd.check_identity(identity) if rd.finished() else todo.append((rd, identity, spec))
     if exp.threads:
         torch.set_num_threads(exp.threads)
     device = pick_device(exp.device)
-    model = new_model(exp, init_seed)
-    state = start(model)
-    model.load_state_dict(state)
-    mask = mask_fn() if mask_fn else None
-    if mask is not None:
-        check_mask(mask, model, profile, source=f"mask for {rd.name}")
-        apply_mask(model, mask)
-    mf = torch.channels_last if exp.channels_last else torch.contiguous_format
+    if _use_packing(exp, device) and len(todo) > 1:
+        by_seed: dict = {}
+        for item in todo:
+            by_seed.setdefault(item[2].data_seed, []).append(item)
+        for items in by_seed.values():
+            for i in range(0, len(items), exp.pack_size):
+                _locked(items[i:i + exp.pack_size], lambda chunk: _train_pack(exp, chunk, profile, device))
+    else:
+        for item in todo:
+            _locked([item], lambda chunk: _train_pack(exp, chunk, profile, device))
+    return [rd for (rd, _), _ in planned]
+
+
+def _locked(items, fn) -> None:
+    """Run ``fn(unfinished items)`` holding the locks of all their run folders (in name order)."""
+    with contextlib.ExitStack() as stack:
+        for rd, _, _ in sorted(items, key=lambda it: it[0].name):
+            stack.enter_context(rd.lock())
+        left = []
+        for rd, identity, spec in items:
+            rd.check_identity(identity)
+            if not rd.finished():  # another process may have finished it while we waited
+                left.append((rd, identity, spec))
+        if left:
+            fn(left)
+
+
+def _loaders(exp: Experiment, data_seed: int, device, mf):
     if exp.dataset == "imagenet":  # folder of JPEGs: a DataLoader with workers
         torch.manual_seed(data_seed)
         train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size,
                                                 eval_batch_size=exp.eval_batch_size)
-        n_train, n_test, source = len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root))
-    else:
-        train_data, test_data = _data(exp)
-        spec = D.DATASETS[exp.dataset]
-        train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
-                            spec["pad"], spec["flip"], data_seed, device, mf)
-        test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
-                           memory_format=mf)
-        n_train, n_test, source = len(train_data), len(test_data), train_data.source
+        return train_b, test_b, len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root))
+    train_data, test_data = _data(exp)
+    spec = D.DATASETS[exp.dataset]
+    train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
+                        spec["pad"], spec["flip"], data_seed, device, mf)
+    test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
+                       memory_format=mf)
+    return train_b, test_b, len(train_data), len(test_data), train_data.source
+
+
+def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, data_info):
+    """Build the run's model at its start point (masked), write config.json, init.pt and mask.pt."""
+    model = new_model(exp, spec.init_seed)
+    model.load_state_dict(spec.start(model))
+    mask = spec.mask_fn() if spec.mask_fn else None
+    if mask is not None:
+        check_mask(mask, model, profile, source=f"mask for {rd.name}")
+        apply_mask(model, mask)
+    n_train, n_test, source = data_info
     record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
               "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
               "host": platform.node(), "data_source": source, "profile": profile,
               "n_train_used": n_train, "n_test_used": n_test}
     atomic_write_json(rd.config, record)
-    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    atomic_torch_save(init_state, rd.init)
+    atomic_torch_save({k: v.detach().clone() for k, v in model.state_dict().items()}, rd.init)
     if mask is not None:
         atomic_torch_save(mask, rd.mask)
+    return model, mask
+
+
+def _train_pack(exp, items, profile, device) -> None:
+    """Train ``items`` (run folder, identity, spec) together: one model, or a packed group."""
+    mf = torch.channels_last if exp.channels_last else torch.contiguous_format
+    train_b, test_b, *data_info = _loaders(exp, items[0][2].data_seed, device, mf)
+    built = [_prepare(exp, rd, identity, spec, profile, device, data_info) for rd, identity, spec in items]
+    names = [rd.name for rd, _, _ in items]
+    if len(items) == 1:
+        model, mask = built[0]
+        tag = None
+    else:
+        from . import packing
+        model = packing.pack([m for m, _ in built])
+        masks = [m for _, m in built]
+        mask = None if masks[0] is None else {
+            f"inner.{k}": v for k, v in packing.pack_mask(masks, model.layout).items()}
+        tag = names
     model.to(device, memory_format=mf)
+    first = items[0][0]
     t0 = time.time()
-    history = train(model, mask, train_b, test_b, recipe_of(exp), device, rd, desc=rd.name[:48])
+    desc = names[0][:48] if len(items) == 1 else f"pack of {len(items)}: {names[0][:36]}"
+    history = train(model, mask, train_b, test_b, recipe_of(exp), device, first, desc=desc, tag=tag)
     wall = time.time() - t0
-    final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if len(items) == 1:
+        finals, histories = [{k: v.detach().cpu().clone() for k, v in model.state_dict().items()}], [history]
+    else:
+        finals, histories = packing.unpack_state(model), history
+    for (rd, _, spec), (_, m), final, hist in zip(items, built, finals, histories):
+        _finish(rd, spec, m, final, hist, wall, data_info[0], device, names if len(items) > 1 else None)
+    if first.checkpoint.exists():
+        first.checkpoint.unlink()
+
+
+def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], wall: float, n_train: int,
+            device, packed_with) -> None:
     if mask is not None:  # the invariant the whole study rests on
         for n, m in mask.items():
             if bool((final[n][~m] != 0).any()):
@@ -156,7 +237,7 @@ def _train_run(exp, rd, setting, identity, init_seed, data_seed, start, mask_fn,
         "wall_time_s": wall,
         "train_images_per_s": n_train * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
         "epochs": len(history), "torch": torch.__version__, "device": str(device),
-        "threads": torch.get_num_threads(), "setting": setting,
+        "threads": torch.get_num_threads(), "setting": spec.setting, "packed_with": packed_with,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if rd.checkpoint.exists():
@@ -203,14 +284,14 @@ def lt_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
 def rr_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
     """RR-IMP: each LT-IMP round's mask on a fresh init θ0' (seed + rr_seed_offset)."""
     init_seed, data_seed = _rr_seeds(exp)
-    out = []
+    specs = []
     for lt in lt_imp(exp, rounds):
         cfg = lt.read_config()["identity"]
-        out.append(execute(exp, "rr_imp", init_seed=init_seed, data_seed=data_seed, start=lambda m: m.state_dict(),
-                           mask_fn=lt.load_mask, sparsity=cfg["sparsity"], round_=cfg["round"],
-                           sources={"mask_source": {"kind": "lt_imp", "from": lt.name},
-                                    "weight_source": {"kind": "fresh_init", "init_seed": init_seed}}))
-    return out
+        specs.append(RunSpec("rr_imp", init_seed, data_seed, lambda m: m.state_dict(), lt.load_mask,
+                             cfg["sparsity"], cfg["round"],
+                             {"mask_source": {"kind": "lt_imp", "from": lt.name},
+                              "weight_source": {"kind": "fresh_init", "init_seed": init_seed}}))
+    return execute_many(exp, specs)
 
 
 def rr(exp: Experiment, mask_from: str) -> list[RunDir]:
@@ -228,7 +309,7 @@ def omp_mask(exp: Experiment, pre: RunDir, sparsity: float) -> dict:
 
 def _one_shot(exp: Experiment, setting: str, weights: str, sparsities=None, mask_kind="omp") -> list[RunDir]:
     pre = pretrain(exp)
-    out = []
+    specs = []
     for s in (exp.sparsities if sparsities is None else sparsities):
         if weights == "theta0":
             init_seed, data_seed, start = exp.seed, exp.seed, (lambda m: pre.load_init())
@@ -246,9 +327,9 @@ def _one_shot(exp: Experiment, setting: str, weights: str, sparsities=None, mask
                 g = torch.Generator().manual_seed(exp.seed * 7919 + int(round(s * 1e6)))
                 return random_mask(omp_mask(exp, pre, s), exp.random_mode, g)
             msrc = {"kind": f"random_{exp.random_mode}", "density_from": pre.name}
-        out.append(execute(exp, setting, init_seed=init_seed, data_seed=data_seed, start=start, mask_fn=mask_fn,
-                           sparsity=s, sources={"mask_source": msrc, "weight_source": wsrc}))
-    return out
+        specs.append(RunSpec(setting, init_seed, data_seed, start, mask_fn, s,
+                             sources={"mask_source": msrc, "weight_source": wsrc}))
+    return execute_many(exp, specs)
 
 
 def lt_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
@@ -283,5 +364,5 @@ def run_setting(exp: Experiment, setting: str) -> list[RunDir]:
     return out if isinstance(out, list) else [out]
 
 
-__all__ = ["pretrain", "lt_imp", "rr_imp", "rr", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune",
+__all__ = ["RunSpec", "execute_many", "pretrain", "lt_imp", "rr_imp", "rr", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune",
            "run_setting", "omp_mask", "execute", "SETTING_FUNCTIONS", "MaskEnforcer"]

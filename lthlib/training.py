@@ -48,9 +48,10 @@ def pick_device(name: str = "auto") -> torch.device:
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
     if r.wd_on_bn:
         groups = [{"params": list(model.parameters()), "weight_decay": r.weight_decay}]
-    else:
-        decay = [p for p in model.parameters() if p.dim() > 1]
-        no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    else:  # no decay on BN parameters and biases (judged on the single model's shape when packed)
+        dim = lambda p: getattr(p, "_single_dim", p.dim())
+        decay = [p for p in model.parameters() if dim(p) > 1]
+        no_decay = [p for p in model.parameters() if dim(p) <= 1]
         groups = [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
 
@@ -78,43 +79,59 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _ticket_logits(out: torch.Tensor) -> torch.Tensor:
+    """Logits as [B, tickets, classes] (a single model is one ticket)."""
+    return out if out.dim() == 3 else out.unsqueeze(1)
+
+
+def _ticket_losses(out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Per-ticket mean cross-entropy, shape [tickets]."""
+    return F.cross_entropy(out.permute(0, 2, 1), y[:, None].expand(-1, out.shape[1]), reduction="none",
+                           label_smoothing=label_smoothing).mean(0)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, device, amp: str = "none") -> tuple[float, float]:
-    """(mean loss, accuracy in %) over ``batches``."""
+def evaluate(model: nn.Module, batches, device, amp: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per ticket (mean loss, accuracy in %), as CPU tensors of shape [tickets]."""
     model.eval()
-    loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    n = 0
+    loss, correct, n = None, None, 0
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device, amp):
-            out = model(x)
-        loss += F.cross_entropy(out.float(), y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
+            out = _ticket_logits(model(x)).float()
+        l = _ticket_losses(out, y) * len(y)
+        c = (out.argmax(2) == y[:, None]).sum(0)
+        loss, correct = (l, c) if loss is None else (loss + l, correct + c)
         n += len(y)
-    return loss.item() / n, 100.0 * correct.item() / n
+    return (loss / n).cpu(), (100.0 * correct / n).cpu()
 
 
 def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, recipe: Recipe,
-          device: torch.device, run: RunDir | None = None, desc: str = "train") -> list[dict]:
-    """Train ``model`` (already on ``device``, already masked) and return the per-epoch history.
+          device: torch.device, run: RunDir | None = None, desc: str = "train", tag=None):
+    """Train ``model`` (already on ``device``, already masked) and return the per-epoch history: a list
+    of rows, or for a packed model (``model.n_tickets``) one such list per ticket.
 
-    With ``run``, a checkpoint is written after every epoch and training resumes from it; the batches
-    of epoch e depend only on (data seed, e), so the resumed run ends with the same weights.
+    With ``run``, a checkpoint is written after every epoch and training resumes from it (only when its
+    ``tag`` matches, e.g. the members of a pack); the batches of epoch e depend only on (data seed, e),
+    so the resumed run ends with the same weights.
     """
     r = recipe
+    n_tickets = getattr(model, "n_tickets", 0)
     opt = make_optimizer(model, r)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, len(train_batches)))
     enforcer = MaskEnforcer(model, mask)
     scaler = torch.amp.GradScaler(enabled=(r.amp == "fp16" and device.type == "cuda"))
-    history, start = [], 0
+    histories, start = [[] for _ in range(max(1, n_tickets))], 0
     if run is not None and run.checkpoint.exists():
         ck = load_checkpoint(run.checkpoint, "training checkpoint")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        history, start = ck["history"], ck["epoch"]
-        print(f"[{desc}] resuming after epoch {start}/{r.epochs} from {run.checkpoint}", flush=True)
+        if ck.get("tag") == tag:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            histories, start = ck["history"], ck["epoch"]
+            if not n_tickets:
+                histories = [histories]
+            print(f"[{desc}] resuming after epoch {start}/{r.epochs} from {run.checkpoint}", flush=True)
 
     total_it = r.epochs * len(train_batches)
     tty = sys.stderr.isatty()
@@ -127,14 +144,13 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
             train_batches.set_epoch(epoch)
         lr_now = opt.param_groups[0]["lr"]
         t0 = time.time()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
+        loss_sum, correct, seen = 0.0, 0, 0
         for x, y in train_batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with _autocast(device, r.amp):
-                out = model(x)
-                loss = F.cross_entropy(out, y, label_smoothing=r.label_smoothing)
+                out = _ticket_logits(model(x))
+                losses = _ticket_losses(out.float(), y, r.label_smoothing)
+                loss = losses.sum()
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             enforcer.mask_grads()
@@ -142,25 +158,30 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
             scaler.update()
             enforcer.mask_weights()
             sched.step()
-            loss_sum += loss.detach().float() * len(y)
-            correct += (out.argmax(1) == y).sum()
+            loss_sum = loss_sum + losses.detach() * len(y)
+            correct = correct + (out.detach().argmax(2) == y[:, None]).sum(0)
             seen += len(y)
             bar.update(1)
         train_time = time.time() - t0
         test_loss, test_acc = evaluate(model, test_batches, device, r.amp)
-        row = {"epoch": epoch + 1, "lr": lr_now, "train_loss": loss_sum.item() / seen,
-               "train_acc": 100.0 * correct.item() / seen, "test_loss": test_loss, "test_acc": test_acc,
-               "train_time_s": train_time, "epoch_time_s": time.time() - t0, "images_per_s": seen / train_time}
-        history.append(row)
-        bar.set_postfix(ep=f"{epoch + 1}/{r.epochs}", loss=f"{row['train_loss']:.3f}",
-                        test=f"{test_acc:.2f}%", refresh=False)
+        train_loss, train_acc = (loss_sum / seen).cpu(), (100.0 * correct / seen).cpu()
+        for t, hist in enumerate(histories):
+            hist.append({"epoch": epoch + 1, "lr": lr_now, "train_loss": float(train_loss[t]),
+                         "train_acc": float(train_acc[t]), "test_loss": float(test_loss[t]),
+                         "test_acc": float(test_acc[t]), "train_time_s": train_time,
+                         "epoch_time_s": time.time() - t0, "images_per_s": seen / train_time})
+        row = histories[0][-1]
+        tests = " ".join(f"{float(a):.2f}" for a in test_acc[:8]) + (" ..." if len(test_acc) > 8 else "")
+        bar.set_postfix(ep=f"{epoch + 1}/{r.epochs}", loss=f"{row['train_loss']:.3f}", test=tests, refresh=False)
         done, elapsed = epoch + 1 - start, time.time() - t_run
         eta = elapsed / done * (r.epochs - epoch - 1)
-        bar.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} loss {row['train_loss']:.4f} "
-                  f"train {row['train_acc']:.2f}% test {test_acc:.2f}% | {row['images_per_s']:.0f} img/s, "
-                  f"ETA {eta:.0f}s", file=sys.stdout)
+        what = f"{len(histories)} tickets, test {tests}%" if n_tickets else (
+            f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% test {row['test_acc']:.2f}%")
+        bar.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} {what} | "
+                  f"{row['images_per_s'] * max(1, n_tickets):.0f} img/s, ETA {eta:.0f}s", file=sys.stdout)
         if run is not None and epoch + 1 < r.epochs:
             atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "history": history}, run.checkpoint)
+                               "scheduler": sched.state_dict(), "tag": tag,
+                               "history": histories if n_tickets else histories[0]}, run.checkpoint)
     bar.close()
-    return history
+    return histories if n_tickets else histories[0]
