@@ -1,0 +1,245 @@
+"""Throughput of a small ticket sweep: the official code's loop shape against this project's engine.
+
+    python bench/bench_training.py [--models resnet20,lenet5] [--tickets 4] [--device auto]   (make bench)
+
+Both sides train the same work in this process's session: ``--tickets`` masked tickets (global magnitude
+masks at IMP sparsities on fresh inits), one epoch each, SGD momentum 0.9, wd 1e-4, batch 64.
+
+- reference: shaped like the official code -- torchvision DataLoader over PIL images with
+  RandomCrop(pad)+HorizontalFlip+ToTensor+Normalize, 1 worker, one model at a time, NCHW fp32, torch's
+  default thread count.
+- ours: the lthlib engine -- the split held as one uint8 tensor with batched crop/flip, channels_last
+  where it helps; on CPU the tickets are split over parallel 1-thread processes (two 1-thread processes
+  beat one 2-thread one here), on CUDA they are trained as one packed model.
+
+Prints the sweep's training throughput (images per second summed over tickets), ticket-epochs per hour
+(of a full 50k/60k epoch), the ratio ours/reference, and achieved GFLOP/s (training FLOPs per image from
+torch's FlopCounterMode) against a measured matmul peak. Nothing is asserted: this is a measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lthlib import data as D  # noqa: E402
+from lthlib.models import build_model, load_profile  # noqa: E402
+from lthlib.pruning import MaskEnforcer, apply_mask, global_magnitude_mask, imp_sparsity  # noqa: E402
+from lthlib.training import Recipe, train  # noqa: E402
+
+FULL_EPOCH = {"cifar10": 50_000, "fashion_mnist": 60_000}
+MODEL_DATA = {"resnet20": "cifar10", "lenet5": "fashion_mnist"}
+
+
+def load_bench_data(dataset: str, n: int):
+    """Real data from outputs/data when present, else random uint8 images of the right shape."""
+    try:
+        tr, _ = D.load_data(dataset, ROOT / "outputs" / "data", n_train=n, download=False)
+        return tr, "real"
+    except Exception:
+        spec = D.DATASETS[dataset]
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (n, spec["channels"], spec["size"], spec["size"]), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, spec["classes"], (n,), generator=g)
+        return D.TensorData(x, y, dataset, "random"), "random (dataset not on disk)"
+
+
+def tickets(model_name: str, dataset: str, n: int):
+    spec = D.DATASETS[dataset]
+    out = []
+    for i in range(n):
+        m = build_model(model_name, spec["channels"], spec["classes"], spec["size"], init_seed=i)
+        params = dict(m.named_parameters())
+        mask = global_magnitude_mask({k: params[k] for k in load_profile(model_name)}, imp_sparsity(i + 1))
+        apply_mask(m, mask)
+        out.append((m, mask))
+    return out
+
+
+def train_flops_per_image(model_name: str, dataset: str) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+    spec = D.DATASETS[dataset]
+    m = build_model(model_name, spec["channels"], spec["classes"], spec["size"])
+    x = torch.randn(64, spec["channels"], spec["size"], spec["size"])
+    y = torch.randint(0, spec["classes"], (64,))
+    with FlopCounterMode(display=False) as fc:
+        F.cross_entropy(m(x), y).backward()
+    return fc.get_total_flops() / 64
+
+
+def matmul_peak(device: torch.device, dtype=torch.float32) -> float:
+    """A practical peak: the best GFLOP/s of a large matmul on this device with all threads."""
+    n = 3072
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = 0.0
+    for _ in range(4):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(3):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 3 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+# ----------------------------------------------------------------------------- reference loop
+class _PILSet(torch.utils.data.Dataset):
+    def __init__(self, data: D.TensorData, transform):
+        self.x = data.x.permute(0, 2, 3, 1).numpy()
+        self.y = data.y.tolist()
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        img = self.x[i]
+        img = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        return self.transform(img), self.y[i]
+
+
+def reference_sweep(model_name: str, dataset: str, data: D.TensorData, n_tickets: int, device) -> float:
+    """Seconds for the sweep, official-code shape."""
+    import torchvision.transforms as T
+    spec = D.DATASETS[dataset]
+    tf = T.Compose([T.RandomCrop(spec["size"], padding=spec["pad"]), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize(spec["mean"], spec["std"])])
+    loader = torch.utils.data.DataLoader(_PILSet(data, tf), batch_size=64, shuffle=True, num_workers=1)
+    work = tickets(model_name, dataset, n_tickets)
+    t0 = time.time()
+    for model, mask in work:
+        model.to(device).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        enf = MaskEnforcer(model, mask)
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            enf.mask_grads()
+            opt.step()
+            enf.mask_weights()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.time() - t0
+
+
+# ----------------------------------------------------------------------------- our engine
+def _our_batches(data, dataset, device, channels_last):
+    spec = D.DATASETS[dataset]
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    tr = D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], 1, device, mf)
+    return tr, None, mf
+
+
+def _train_ours(work, data, dataset, device, amp, channels_last, packed):
+    import contextlib
+    import io
+    tr, te, mf = _our_batches(data, dataset, device, channels_last)
+    recipe = Recipe(epochs=1, lr=0.01, batch_size=64, amp=amp, channels_last=channels_last)
+    quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+    with quiet[0], quiet[1]:
+        if packed:
+            from lthlib import packing
+            net = packing.pack([m for m, _ in work])
+            mask = {f"inner.{k}": v for k, v in packing.pack_mask([k for _, k in work], net.layout).items()}
+            _evaluate_free_train(net.to(device, memory_format=mf), mask, tr, recipe, device)
+        else:
+            for model, mask in work:
+                _evaluate_free_train(model.to(device, memory_format=mf), mask, tr, recipe, device)
+
+
+def _evaluate_free_train(model, mask, tr, recipe, device):
+    """The engine's training loop with an empty test set (the reference does not evaluate either)."""
+    empty = D.TensorData(tr.data.x[:0], tr.data.y[:0], tr.data.name, tr.data.source)
+    train(model, mask, tr, D.Batches(empty, 1024, (0.0,), (1.0,), False, device=device), recipe, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _worker(args):
+    model_name, dataset, n_images, ticket_ids, amp, channels_last, barrier = args
+    torch.set_num_threads(1)
+    data, _ = load_bench_data(dataset, n_images)
+    work = [tickets(model_name, dataset, max(ticket_ids) + 1)[i] for i in ticket_ids]
+    barrier.wait()
+    t0 = time.time()
+    _train_ours(work, data, dataset, torch.device("cpu"), amp, channels_last, packed=False)
+    return time.time() - t0
+
+
+def our_sweep(model_name, dataset, data, n_images, n_tickets, device, amp, channels_last) -> tuple[float, str]:
+    if device.type == "cuda":
+        work = tickets(model_name, dataset, n_tickets)
+        t0 = time.time()
+        _train_ours(work, data, dataset, device, amp, channels_last, packed=True)
+        return time.time() - t0, f"1 process, {n_tickets} tickets packed"
+    procs = min(os.cpu_count() or 1, n_tickets)
+    ctx = mp.get_context("spawn")
+    split = [list(range(i, n_tickets, procs)) for i in range(procs)]
+    with ctx.Manager() as manager, ctx.Pool(procs) as pool:
+        barrier = manager.Barrier(procs + 1)
+        res = pool.map_async(_worker, [(model_name, dataset, n_images, ids, amp, channels_last, barrier)
+                                       for ids in split])
+        barrier.wait()
+        t0 = time.time()
+        res.get()
+        wall = time.time() - t0
+    return wall, f"{procs} x 1-thread processes"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="resnet20,lenet5")
+    ap.add_argument("--tickets", type=int, default=4)
+    ap.add_argument("--images", type=str, default="resnet20=5000,lenet5=60000",
+                    help="training images per ticket-epoch of the bench, per model")
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args(argv)
+    device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
+                          ("cpu" if a.device == "auto" else a.device))
+    images = dict(kv.split("=") for kv in a.images.split(","))
+    peak = {"fp32": matmul_peak(device), "bf16": matmul_peak(device, torch.bfloat16)}
+    print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}; measured matmul peak "
+          f"{peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16 (the %peak column uses the row's precision)")
+    header = (f"{'model':9s} {'way':44s} {'ticket-img/s':>12s} {'ticket-ep/h':>11s} {'ratio':>6s} "
+              f"{'GFLOP/s':>8s} {'%peak':>6s}")
+    for model_name in a.models.split(","):
+        dataset = MODEL_DATA[model_name]
+        n = int(images.get(model_name, 10000))
+        data, kind = load_bench_data(dataset, n)
+        flops = train_flops_per_image(model_name, dataset)
+        print(f"\n{model_name} on {dataset} ({kind}, {len(data)} images per ticket-epoch), {a.tickets} tickets, "
+              f"{flops / 1e6:.0f} MFLOP per training image")
+        print(header)
+        ref = reference_sweep(model_name, dataset, data, a.tickets, device)
+        rows = [("reference: DataLoader+PIL, 1 worker, 1 model", ref)]
+        cl = model_name != "lenet5"  # channels_last helps convs with many channels, not LeNet
+        for amp in ("none", "bf16"):
+            wall, how = our_sweep(model_name, dataset, data, n, a.tickets, device, amp, cl)
+            rows.append((f"ours {'fp32' if amp == 'none' else 'bf16'}: {how}{', NHWC' if cl else ''}", wall))
+        for name, wall in rows:
+            ips = len(data) * a.tickets / wall  # images trained per second, summed over tickets
+            gfs = ips * flops / 1e9
+            p = peak["bf16" if "bf16" in name else "fp32"]
+            print(f"{model_name:9s} {name:44s} {ips:12.0f} {3600 * ips / FULL_EPOCH[dataset]:11.1f} "
+                  f"{ref / wall:6.2f} {gfs:8.1f} {100 * gfs / p:6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
