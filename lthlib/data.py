@@ -185,7 +185,8 @@ class Batches:
 
     def __init__(self, data: TensorData, batch_size: int, mean, std, train: bool, augment: bool = True,
                  pad: int = 4, flip: bool = True, seed: int = 0, device="cpu",
-                 memory_format=torch.contiguous_format):
+                 memory_format=torch.contiguous_format, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
         self.data = data.to(device)
         self.batch_size, self.train, self.augment = batch_size, train, augment and train
         self.pad, self.flip, self.seed, self.device = pad, flip, seed, torch.device(device)
@@ -217,10 +218,13 @@ class Batches:
         for i in range(0, n, self.batch_size):
             idx = order[i:i + self.batch_size]
             x = self.data.x[idx]
-            if self.augment:
+            if self.augment:  # the whole global batch, so every rank's slice matches a 1-process run
                 x = augment_batch(x, self.pad, self.flip, g)
+            y = self.data.y[idx]
+            if self.world > 1:
+                x, y = x[self.rank::self.world], y[self.rank::self.world]
             x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-            yield x, self.data.y[idx]
+            yield x, y
 
 
 def augment_batch(x: torch.Tensor, pad: int, flip: bool, g: torch.Generator) -> torch.Tensor:
@@ -242,11 +246,31 @@ def augment_batch(x: torch.Tensor, pad: int, flip: bool, g: torch.Generator) -> 
     return x
 
 
-def imagenet_loaders(root, batch_size: int, workers: int = 8, distributed: bool = False,
-                     eval_batch_size: int | None = None):
-    """Train/val DataLoaders over ``root/train`` and ``root/val`` ImageFolders with the NVIDIA recipe's
-    transforms (RandomResizedCrop 224 + flip; resize 256 + center crop 224)."""
+class EpochLoader:
+    """A DataLoader whose sampler is told the epoch (DistributedSampler reshuffles by epoch)."""
+
+    def __init__(self, loader, sampler=None):
+        self.loader, self.sampler, self.dataset = loader, sampler, loader.dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def imagenet_loaders(root, batch_size: int, workers: int = 8, eval_batch_size: int | None = None,
+                     augment: bool = True, seed: int = 0, rank: int = 0, world: int = 1):
+    """Train/val loaders over ``root/train`` and ``root/val`` ImageFolders with the NVIDIA recipe's
+    transforms (RandomResizedCrop 224 + flip; resize 256 + center crop 224; ``augment=False`` uses the
+    val transform for training too). The shuffle follows ``seed`` and the epoch; with ``world`` > 1
+    each rank reads its share (``batch_size`` is the global batch)."""
     import torchvision.transforms as T
+    from torch.utils.data import DataLoader, DistributedSampler
     root = Path(root)
     for split in ("train", "val"):
         if not (root / split).is_dir():
@@ -254,21 +278,24 @@ def imagenet_loaders(root, batch_size: int, workers: int = 8, distributed: bool 
                                       f"as ImageFolders: {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG.")
     spec = DATASETS["imagenet"]
     norm = T.Normalize(spec["mean"], spec["std"])
-    train = tvd.ImageFolder(str(root / "train"), T.Compose(
-        [T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), norm]))
-    val = tvd.ImageFolder(str(root / "val"), T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm]))
-    sampler = torch.utils.data.distributed.DistributedSampler(train) if distributed else None
+    val_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
+    train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), norm]) if augment \
+        else val_tf
+    train = tvd.ImageFolder(str(root / "train"), train_tf)
+    val = tvd.ImageFolder(str(root / "val"), val_tf)
+    t_sampler = DistributedSampler(train, world, rank, shuffle=True, seed=seed, drop_last=True)
+    v_sampler = DistributedSampler(val, world, rank, shuffle=False) if world > 1 else None
     pin = torch.cuda.is_available()
-    tl = torch.utils.data.DataLoader(train, batch_size, shuffle=sampler is None, sampler=sampler,
-                                     num_workers=workers, pin_memory=pin, drop_last=True,
-                                     persistent_workers=workers > 0)
-    vl = torch.utils.data.DataLoader(val, eval_batch_size or batch_size, shuffle=False, num_workers=workers,
-                                     pin_memory=pin)
-    return tl, vl, len(train.classes)
+    per_rank = max(1, batch_size // world)
+    tl = DataLoader(train, per_rank, sampler=t_sampler, num_workers=workers, pin_memory=pin, drop_last=True,
+                    persistent_workers=workers > 0)
+    vl = DataLoader(val, max(1, (eval_batch_size or batch_size) // world), sampler=v_sampler, shuffle=False,
+                    num_workers=workers, pin_memory=pin)
+    return EpochLoader(tl, t_sampler), vl, len(train.classes)
 
 
 __all__ = ["DATASETS", "TensorData", "Batches", "load_data", "load_split", "stratified_subset",
-           "augment_batch", "imagenet_loaders"]
+           "augment_batch", "imagenet_loaders", "EpochLoader"]
 
 
 def prepare(name: str, root) -> str:

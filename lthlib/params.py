@@ -43,6 +43,7 @@ class Experiment:
     gamma: float = 0.1
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    mixup: float = 0.0              # mixup alpha (ImageNet recipe: 0.2); 0 = off
     augment: bool = True            # random crop (zero pad) + horizontal flip
     seed: int = 1                   # init seed and data-order seed of LT runs
     rr_seed_offset: int = 1000      # RR init seed = seed + rr_seed_offset
@@ -55,8 +56,11 @@ class Experiment:
     amp: str = "none"               # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
     eval_batch_size: int = 1024
+    compile: bool = False           # torch.compile the forward pass (pays on GPU; not on this CPU)
+    cudnn_benchmark: bool = True    # cuDNN autotuning on CUDA; False when bitwise determinism is wanted
     pack: str = "auto"              # train several tickets in one packed pass: auto (on CUDA) | on | off
     pack_size: int = 16             # most tickets per pack
+    nproc: int = 1                  # processes (GPUs) per run: > 1 launches torchrun (DDP) from the setting
     threads: int = 0                # torch threads; 0 = torch's default. Recorded in every run.
     device: str = "auto"            # auto (cuda when present) | cpu | cuda | cuda:N
     out_root: str = "outputs"
@@ -81,10 +85,10 @@ TYPES = {
     "name": _STR, "description": _STR, "model": _STR, "dataset": _STR, "data_root": _STR, "download": _BOOL,
     "n_train": _INT, "n_test": _INT, "subset_seed": _INT, "epochs": _INT, "batch_size": _INT, "lr": _FLOAT,
     "momentum": _FLOAT, "weight_decay": _FLOAT, "wd_on_bn": _BOOL, "nesterov": _BOOL, "lr_schedule": _STR,
-    "milestones": ("list", _FLOAT), "gamma": _FLOAT, "warmup_epochs": _INT, "label_smoothing": _FLOAT,
+    "milestones": ("list", _FLOAT), "gamma": _FLOAT, "warmup_epochs": _INT, "label_smoothing": _FLOAT, "mixup": _FLOAT, "nproc": _INT,
     "augment": _BOOL, "seed": _INT, "rr_seed_offset": _INT, "rr_changes_data": _BOOL, "imp_rounds": _INT,
     "imp_rate": _FLOAT, "sparsities": ("list", _FLOAT), "prune_cap": _FLOAT, "random_mode": _STR,
-    "amp": _STR, "channels_last": _BOOL, "pack": _STR, "pack_size": _INT, "eval_batch_size": _INT, "threads": _INT, "device": _STR,
+    "amp": _STR, "channels_last": _BOOL, "pack": _STR, "pack_size": _INT, "compile": _BOOL, "cudnn_benchmark": _BOOL, "eval_batch_size": _INT, "threads": _INT, "device": _STR,
     "out_root": _STR, "lrs": ("list", _FLOAT), "seeds": ("list", _INT), "settings": ("list", _STR),
 }
 CHOICES = {"lr_schedule": ("multistep", "cosine"), "random_mode": ("layerwise", "global"),
@@ -125,7 +129,7 @@ def check_values(exp: Experiment, source: str) -> None:
     """Range checks across fields."""
     def bad(key, why):
         raise ConfigError(f"{source}: key {key!r} {why}")
-    for key in ("epochs", "batch_size", "eval_batch_size", "pack_size"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "pack_size", "nproc"):
         if getattr(exp, key) < 1:
             bad(key, f"must be >= 1, got {getattr(exp, key)}")
     for key in ("n_train", "n_test", "threads", "imp_rounds", "warmup_epochs"):

@@ -8,6 +8,9 @@ unfinished one resumes; a setting first obtains (or trains) the runs it depends 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -17,18 +20,19 @@ from typing import Callable
 import torch
 
 from . import data as D
+from . import distributed as dist
 from .errors import ConfigError
 from .models import build_model, load_profile, profile_hash
 from .params import Experiment
 from .pruning import (MaskEnforcer, apply_mask, check_mask, global_magnitude_mask, global_sparsity,
                       imp_sparsity, random_mask, sparsity_table)
 from .runs import (RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, config_hash, fmt_num)
-from .training import Recipe, pick_device, train
+from .training import Recipe, train
 
 # identity keys: everything in an Experiment that changes a run's result
 _IDENTITY_KEYS = ("model", "dataset", "n_train", "n_test", "subset_seed", "epochs", "batch_size", "lr",
                   "momentum", "weight_decay", "wd_on_bn", "nesterov", "lr_schedule", "milestones", "gamma",
-                  "warmup_epochs", "label_smoothing", "augment", "amp", "channels_last")
+                  "warmup_epochs", "label_smoothing", "augment", "amp", "channels_last", "mixup")
 
 
 def recipe_of(exp: Experiment) -> Recipe:
@@ -118,12 +122,13 @@ def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
     ``pack_size`` tickets; otherwise one after another."""
     profile = load_profile(exp.model)
     planned = [(_run_dir(exp, spec, profile), spec) for spec in specs]
+    dist.barrier()  # under torchrun: every rank sees the same finished runs
     todo = []
     for (rd, identity), spec in planned:
         rd.check_identity(identity) if rd.finished() else todo.append((rd, identity, spec))
     if exp.threads:
         torch.set_num_threads(exp.threads)
-    device = pick_device(exp.device)
+    device = dist.device_for_rank(exp.device)
     if _use_packing(exp, device) and len(todo) > 1:
         by_seed: dict = {}
         for item in todo:
@@ -138,7 +143,12 @@ def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
 
 
 def _locked(items, fn) -> None:
-    """Run ``fn(unfinished items)`` holding the locks of all their run folders (in name order)."""
+    """Run ``fn(unfinished items)`` holding the locks of all their run folders (in name order). Under
+    torchrun the rank group is the one writer (rank 0) and takes no file locks."""
+    if dist.is_distributed():
+        fn(items)
+        dist.barrier()  # rank 0's files are written before anyone reads them
+        return
     with contextlib.ExitStack() as stack:
         for rd, _, _ in sorted(items, key=lambda it: it[0].name):
             stack.enter_context(rd.lock())
@@ -152,17 +162,19 @@ def _locked(items, fn) -> None:
 
 
 def _loaders(exp: Experiment, data_seed: int, device, mf):
+    r, w = dist.rank(), dist.world()
     if exp.dataset == "imagenet":  # folder of JPEGs: a DataLoader with workers
         torch.manual_seed(data_seed)
-        train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size,
-                                                eval_batch_size=exp.eval_batch_size)
+        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+        train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, workers,
+                                                exp.eval_batch_size, exp.augment, data_seed, r, w)
         return train_b, test_b, len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root))
     train_data, test_data = _data(exp)
     spec = D.DATASETS[exp.dataset]
     train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
-                        spec["pad"], spec["flip"], data_seed, device, mf)
+                        spec["pad"], spec["flip"], data_seed, device, mf, r, w)
     test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
-                       memory_format=mf)
+                       memory_format=mf, rank=r, world=w)
     return train_b, test_b, len(train_data), len(test_data), train_data.source
 
 
@@ -170,15 +182,17 @@ def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, da
     """Build the run's model at its start point (masked), write config.json, init.pt and mask.pt."""
     model = new_model(exp, spec.init_seed)
     model.load_state_dict(spec.start(model))
-    mask = spec.mask_fn() if spec.mask_fn else None
+    mask = dist.broadcast_mask(spec.mask_fn() if spec.mask_fn else None)
     if mask is not None:
         check_mask(mask, model, profile, source=f"mask for {rd.name}")
         apply_mask(model, mask)
+    if not dist.is_main():
+        return model, mask
     n_train, n_test, source = data_info
     record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
-              "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-              "host": platform.node(), "data_source": source, "profile": profile,
-              "n_train_used": n_train, "n_test_used": n_test}
+              "device": str(device), "processes": dist.world(), "torch": torch.__version__,
+              "python": platform.python_version(), "host": platform.node(), "data_source": source,
+              "profile": profile, "n_train_used": n_train, "n_test_used": n_test}
     atomic_write_json(rd.config, record)
     atomic_torch_save({k: v.detach().clone() for k, v in model.state_dict().items()}, rd.init)
     if mask is not None:
@@ -203,11 +217,18 @@ def _train_pack(exp, items, profile, device) -> None:
             f"inner.{k}": v for k, v in packing.pack_mask(masks, model.layout).items()}
         tag = names
     model.to(device, memory_format=mf)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = exp.cudnn_benchmark
+    if exp.compile:  # compile the forward only: parameter names (checkpoints) stay as they are
+        model.forward = torch.compile(model.forward)
     first = items[0][0]
     t0 = time.time()
     desc = names[0][:48] if len(items) == 1 else f"pack of {len(items)}: {names[0][:36]}"
-    history = train(model, mask, train_b, test_b, recipe_of(exp), device, first, desc=desc, tag=tag)
+    history = train(dist.wrap(model, device), mask, train_b, test_b, recipe_of(exp), device, first, desc=desc,
+                    tag=tag)
     wall = time.time() - t0
+    if not dist.is_main():
+        return
     if len(items) == 1:
         finals, histories = [{k: v.detach().cpu().clone() for k, v in model.state_dict().items()}], [history]
     else:
@@ -237,7 +258,8 @@ def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], w
         "wall_time_s": wall,
         "train_images_per_s": n_train * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
         "epochs": len(history), "torch": torch.__version__, "device": str(device),
-        "threads": torch.get_num_threads(), "setting": spec.setting, "packed_with": packed_with,
+        "threads": torch.get_num_threads(), "processes": dist.world(), "setting": spec.setting,
+        "packed_with": packed_with,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if rd.checkpoint.exists():
@@ -246,10 +268,23 @@ def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], w
 
 
 # ----------------------------------------------------------------------------- the settings
+def _setting(fn):
+    """With ``nproc > 1`` (and not already under torchrun) run the setting under torchrun first; the
+    call then finds its runs finished and returns them."""
+    @functools.wraps(fn)
+    def wrapper(exp: Experiment, *args, **kwargs):
+        if exp.nproc > 1 and not dist.is_distributed():
+            dist.launch(exp, fn.__name__)
+            exp = dataclasses.replace(exp, nproc=1)
+        return fn(exp, *args, **kwargs)
+    return wrapper
+
+
 def _prunable(state: dict, profile: list[str]) -> dict:
     return {n: state[n] for n in profile}
 
 
+@_setting
 def pretrain(exp: Experiment) -> RunDir:
     """Dense training from θ0 (init seed ``exp.seed``); θ0 is kept as init.pt, θT as final.pt."""
     return execute(exp, "pretrain", init_seed=exp.seed, data_seed=exp.seed, start=lambda m: m.state_dict())
@@ -260,6 +295,7 @@ def _rr_seeds(exp: Experiment) -> tuple[int, int]:
     return init_seed, (init_seed if exp.rr_changes_data else exp.seed)
 
 
+@_setting
 def lt_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
     """LT-IMP: round r prunes ``imp_rate`` of the remaining weights of round r-1's *trained* weights
     (round 0 = the dense model) globally, and trains θ0 ⊙ m_r with the full recipe."""
@@ -281,6 +317,7 @@ def lt_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
     return out
 
 
+@_setting
 def rr_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
     """RR-IMP: each LT-IMP round's mask on a fresh init θ0' (seed + rr_seed_offset)."""
     init_seed, data_seed = _rr_seeds(exp)
@@ -332,21 +369,25 @@ def _one_shot(exp: Experiment, setting: str, weights: str, sparsities=None, mask
     return execute_many(exp, specs)
 
 
+@_setting
 def lt_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
     """LT-OMP: one-shot mask from θT, applied to θ0."""
     return _one_shot(exp, "lt_omp", "theta0", sparsities)
 
 
+@_setting
 def rr_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
     """RR-OMP: the LT-OMP mask on a fresh init θ0'."""
     return _one_shot(exp, "rr_omp", "fresh", sparsities)
 
 
+@_setting
 def oneshot_retrain(exp: Experiment, sparsities=None) -> list[RunDir]:
     """One-shot prune θT and retrain θT ⊙ m with the full recipe from the initial LR (LR rewinding)."""
     return _one_shot(exp, "oneshot_retrain", "thetaT", sparsities)
 
 
+@_setting
 def random_prune(exp: Experiment, sparsities=None) -> list[RunDir]:
     """Random mask with the LT-OMP mask's per-layer density (``random_mode: layerwise``) or uniform over
     the prunable pool (``global``), applied to θ0."""

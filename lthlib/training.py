@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import distributed as dist
 from .pruning import MaskEnforcer, Mask
 from .runs import RunDir, atomic_torch_save, load_checkpoint
 
@@ -31,6 +32,7 @@ class Recipe:
     gamma: float = 0.1
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    mixup: float = 0.0             # mixup alpha; 0 = off
     amp: str = "none"              # 'none', 'bf16' or 'fp16' (fp16 only on CUDA)
     channels_last: bool = False
     eval_batch_size: int = 1024
@@ -79,6 +81,12 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _beta(alpha: float, g: torch.Generator) -> float:
+    """A Beta(alpha, alpha) draw from ``g`` (as the ratio of two Gamma draws)."""
+    a = torch._standard_gamma(torch.full((2,), float(alpha)), generator=g)
+    return float(a[0] / a.sum())
+
+
 def _ticket_logits(out: torch.Tensor) -> torch.Tensor:
     """Logits as [B, tickets, classes] (a single model is one ticket)."""
     return out if out.dim() == 3 else out.unsqueeze(1)
@@ -103,6 +111,11 @@ def evaluate(model: nn.Module, batches, device, amp: str = "none") -> tuple[torc
         c = (out.argmax(2) == y[:, None]).sum(0)
         loss, correct = (l, c) if loss is None else (loss + l, correct + c)
         n += len(y)
+    if dist.is_distributed():  # every rank saw its slice of the test set
+        if loss is None:
+            raise RuntimeError("a rank got no test batches: use a test set of at least one batch per rank")
+        loss, correct = dist.all_reduce_sum(loss), dist.all_reduce_sum(correct)
+        n = int(dist.all_reduce_sum(torch.tensor(n, device=loss.device)))
     if n == 0:  # no test set (benchmarks)
         nan = torch.full((max(1, getattr(model, "n_tickets", 0)),), float("nan"))
         return nan, nan
@@ -119,16 +132,17 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
     so the resumed run ends with the same weights.
     """
     r = recipe
-    n_tickets = getattr(model, "n_tickets", 0)
+    base = getattr(model, "module", model)  # under DDP: the wrapped model (names, state_dict)
+    n_tickets = getattr(base, "n_tickets", 0)
     opt = make_optimizer(model, r)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, len(train_batches)))
-    enforcer = MaskEnforcer(model, mask)
+    enforcer = MaskEnforcer(base, mask)
     scaler = torch.amp.GradScaler(enabled=(r.amp == "fp16" and device.type == "cuda"))
     histories, start = [[] for _ in range(max(1, n_tickets))], 0
     if run is not None and run.checkpoint.exists():
         ck = load_checkpoint(run.checkpoint, "training checkpoint")
         if ck.get("tag") == tag:
-            model.load_state_dict(ck["model"])
+            base.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             histories, start = ck["history"], ck["epoch"]
@@ -139,7 +153,8 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
     total_it = r.epochs * len(train_batches)
     tty = sys.stderr.isatty()
     bar = tqdm(total=total_it, initial=start * len(train_batches), desc=desc, unit="it", file=sys.stderr,
-               mininterval=0.5 if tty else 30, dynamic_ncols=True, leave=True)
+               mininterval=0.5 if tty else 30, dynamic_ncols=True, leave=True, disable=not dist.is_main())
+    mix_gen = torch.Generator()
     t_run = time.time()
     for epoch in range(start, r.epochs):
         model.train()
@@ -148,11 +163,18 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
         lr_now = opt.param_groups[0]["lr"]
         t0 = time.time()
         loss_sum, correct, seen = 0.0, 0, 0
+        mix_gen.manual_seed(1_000_003 * (epoch + 1))
         for x, y in train_batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with _autocast(device, r.amp):
-                out = _ticket_logits(model(x))
-                losses = _ticket_losses(out.float(), y, r.label_smoothing)
+                if r.mixup > 0:  # mix each image with the reversed batch; one lambda per batch
+                    lam = _beta(r.mixup, mix_gen)
+                    out = _ticket_logits(model(lam * x + (1 - lam) * x.flip(0)))
+                    losses = (lam * _ticket_losses(out.float(), y, r.label_smoothing)
+                              + (1 - lam) * _ticket_losses(out.float(), y.flip(0), r.label_smoothing))
+                else:
+                    out = _ticket_logits(model(x))
+                    losses = _ticket_losses(out.float(), y, r.label_smoothing)
                 loss = losses.sum()
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -166,6 +188,9 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
             seen += len(y)
             bar.update(1)
         train_time = time.time() - t0
+        if dist.is_distributed():
+            loss_sum, correct = dist.all_reduce_sum(loss_sum), dist.all_reduce_sum(correct)
+            seen = int(dist.all_reduce_sum(torch.tensor(seen, device=device)))
         test_loss, test_acc = evaluate(model, test_batches, device, r.amp)
         train_loss, train_acc = (loss_sum / seen).cpu(), (100.0 * correct / seen).cpu()
         for t, hist in enumerate(histories):
@@ -180,10 +205,11 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
         eta = elapsed / done * (r.epochs - epoch - 1)
         what = f"{len(histories)} tickets, test {tests}%" if n_tickets else (
             f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% test {row['test_acc']:.2f}%")
-        bar.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} {what} | "
-                  f"{row['images_per_s'] * max(1, n_tickets):.0f} img/s, ETA {eta:.0f}s", file=sys.stdout)
-        if run is not None and epoch + 1 < r.epochs:
-            atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+        if dist.is_main():
+            bar.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} {what} | "
+                      f"{row['images_per_s'] * max(1, n_tickets):.0f} img/s, ETA {eta:.0f}s", file=sys.stdout)
+        if run is not None and epoch + 1 < r.epochs and dist.is_main():
+            atomic_torch_save({"epoch": epoch + 1, "model": base.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "tag": tag,
                                "history": histories if n_tickets else histories[0]}, run.checkpoint)
     bar.close()

@@ -100,3 +100,23 @@ def tiny_exp(fmnist_root, tmp_path):
 def _one_thread():
     torch.set_num_threads(1)
     yield
+
+
+def make_imagefolder(root: Path, classes=2, n_train=8, n_val=4) -> Path:
+    """ImageNet layout: root/{train,val}/<wnid>/*.JPEG, class-dependent colour so it is learnable."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c in range(classes):
+            d = root / split / f"n{c:08d}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 200, (40, 48, 3)).astype(np.uint8)  # textured: well-conditioned BN
+                img[..., c % 3] += 55
+                Image.fromarray(img).save(d / f"{split}_{c}_{i}.JPEG")
+    return root
+
+
+@pytest.fixture(scope="session")
+def imagenet_root(tmp_path_factory) -> Path:
+    return make_imagefolder(tmp_path_factory.mktemp("imagenet"))

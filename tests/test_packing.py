@@ -93,3 +93,12 @@ def test_packed_training_resumes_identically(tiny_exp, tmp_path):
     for a, b in zip(ref, cut):
         fa, fb = a.load_final(), b.load_final()
         assert all(torch.equal(fa[k], fb[k]) for k in fa)
+
+
+@pytest.mark.slow
+def test_compiled_forward_trains_like_eager(tiny_exp, tmp_path):
+    eager = L.pretrain(tiny_exp(out_root=str(tmp_path / "e"), epochs=1))
+    compiled = L.pretrain(tiny_exp(out_root=str(tmp_path / "c"), epochs=1, compile=True))
+    assert eager.name == compiled.name
+    fa, fb = eager.load_final(), compiled.load_final()
+    assert all(torch.allclose(fa[k].float(), fb[k].float(), atol=1e-4) for k in fa)
