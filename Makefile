@@ -10,11 +10,22 @@ STAMP := $(VENV)/.installed
 JOBS ?= 1
 SET ?=
 DATA ?=
+NGPU ?=
+LAUNCH ?=
+SLURM_ARGS ?=
+# where each notebook job runs: here (default), on its own GPU slot (NGPU=N), or as a Slurm job
+ifeq ($(LAUNCH),slurm)
+LAUNCHER := $(PY) -m lthlib.launch --executor slurm --folder $(OUT)/slurm $(SLURM_ARGS) --
+else ifeq ($(LAUNCH),submitit-local)
+LAUNCHER := $(PY) -m lthlib.launch --executor local --folder $(OUT)/slurm --
+else ifneq ($(NGPU),)
+LAUNCHER := $(PY) -m lthlib.launch --gpu-slots $(NGPU) --lock-dir $(OUT)/.gpu-slots --
+endif
 # the plan for a grid: a generated Makefile with one target per executed notebook
-plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(OUT) $(SET) $(if $(DATA),data_root=$(DATA))
+plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(OUT) $(2) $(SET) $(if $(DATA),data_root=$(DATA))
 # run a grid: regenerate its plan (cheap), then make its targets with $(2) parallel jobs
 define run_grid
-+@p=$$($(call plan,$(1))) && $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) -j$(2) all
++@p=$$($(call plan,$(1),$(4))) && $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) "LAUNCHER=$(3)" -j$(2) all
 endef
 
 .PHONY: help setup demo reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
@@ -23,6 +34,7 @@ endef
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
 	@echo; echo "Variables: OUT=$(OUT) JOBS=$(JOBS) SET='key=value ...' (override a grid) DATA=/dataset/root"
+	@echo "           NGPU=N (one GPU per notebook job; ImageNet: torchrun on N GPUs) LAUNCH=slurm|submitit-local SLURM_ARGS='--partition p --gpus 1'"
 
 setup: $(STAMP)  ## create .venv from requirements.txt and register the 'lthlib' Jupyter kernel
 
@@ -42,35 +54,35 @@ fashion-mnist: $(STAMP)  ## put real Fashion-MNIST under $(OUT)/data (download, 
 	  $(PY) -m lthlib.data prepare fashion_mnist $(OUT)/data; }
 
 demo: $(STAMP) fashion-mnist  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
-	$(call run_grid,demo,2)
+	$(call run_grid,demo,2,$(LAUNCHER))
 	@$(PY) -m lthlib.results index $(OUT)
 	@echo "Report: $(OUT)/demo/reports/analysis.html   Index: $(OUT)/reports/index.html"
 
 reproduce-cifar: $(STAMP)  ## CIFAR-10 ResNet-20 paper grid: 160 epochs, lr 0.1/0.01, 14 IMP rounds, OMP, RR
-	$(call run_grid,cifar10_resnet20,$(JOBS))
+	$(call run_grid,cifar10_resnet20,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
 	@$(PY) -m lthlib.results index $(OUT)
 
 reproduce-cifar-78ep: $(STAMP)  ## epoch ablation: the ResNet-20 grid with the 78-epoch schedule
-	$(call run_grid,cifar10_resnet20_78ep,$(JOBS))
+	$(call run_grid,cifar10_resnet20_78ep,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
 
 reproduce-cifar-models: $(STAMP)  ## the other CIFAR-10 models: wide ResNet-32, VGG-16/19, MobileNet-v1
-	$(call run_grid,cifar10_resnet32_wide,$(JOBS))
-	$(call run_grid,cifar10_vgg16,$(JOBS))
-	$(call run_grid,cifar10_vgg19,$(JOBS))
-	$(call run_grid,cifar10_mobilenet,$(JOBS))
+	$(call run_grid,cifar10_resnet32_wide,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar10_vgg16,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar10_vgg19,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar10_mobilenet,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
 
 reproduce-cifar100: $(STAMP)  ## CIFAR-100: ResNet-20, wide ResNet-32, VGG-19
-	$(call run_grid,cifar100_resnet20,$(JOBS))
-	$(call run_grid,cifar100_resnet32_wide,$(JOBS))
-	$(call run_grid,cifar100_vgg19,$(JOBS))
+	$(call run_grid,cifar100_resnet20,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar100_resnet32_wide,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar100_vgg19,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
 
-reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50 (single process): make reproduce-imagenet DATA=/path/to/imagenet
+reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50, torchrun on NGPU GPUs: make reproduce-imagenet DATA=/imagenet NGPU=8
 	@test -n "$(DATA)" || { echo "error: DATA=/path/to/imagenet (with train/ and val/ ImageFolders) is required" >&2; exit 2; }
-	$(call run_grid,imagenet_resnet50,1)
+	$(call run_grid,imagenet_resnet50,1,$(if $(filter slurm submitit-local,$(LAUNCH)),$(LAUNCHER)),nproc=$(or $(NGPU),1))
 
-grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]']
+grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]'] [NGPU=4] [LAUNCH=slurm]
 	@test -n "$(GRID)" || { echo "error: GRID=<name of a params/*.yaml file> is required" >&2; exit 2; }
-	$(call run_grid,$(GRID),$(JOBS))
+	$(call run_grid,$(GRID),$(or $(NGPU),$(JOBS)),$(LAUNCHER))
 
 index: $(STAMP)  ## rebuild $(OUT)/reports/index.html (links every report and executed notebook)
 	$(PY) -m lthlib.results index $(OUT)

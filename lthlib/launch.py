@@ -1,0 +1,110 @@
+"""Run one make job (a papermill command) somewhere else, blocking until it ends so make sees its exit.
+
+    python -m lthlib.launch --executor slurm --folder outputs/slurm [--partition P] [--gpus 1] -- CMD ...
+    python -m lthlib.launch --executor local --folder outputs/slurm -- CMD ...     (submitit's local executor)
+    python -m lthlib.launch --gpu-slots 4 --lock-dir outputs/.gpu-slots -- CMD ...  (make -j 4 on 4 GPUs)
+
+Slurm jobs go through submitit; when Slurm preempts or times out a job, submitit requeues the same
+command, and the runs resume from their per-epoch checkpoints. ``--gpu-slots N`` takes the first free
+GPU of N (a file lock per GPU) and runs CMD with CUDA_VISIBLE_DEVICES set to it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+class Command:
+    """A picklable job for submitit: runs ``argv`` and returns its exit code; requeued on preemption."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict | None = None):
+        self.argv, self.cwd, self.env = argv, cwd, env
+
+    def __call__(self) -> int:
+        return subprocess.run(self.argv, cwd=self.cwd, env={**os.environ, **(self.env or {})}).returncode
+
+    def checkpoint(self, *args, **kwargs):  # submitit calls this on preemption / timeout
+        import submitit
+        return submitit.helpers.DelayedSubmission(Command(self.argv, self.cwd, self.env))
+
+
+def submit(argv: list[str], folder, executor: str = "slurm", **params) -> int:
+    import submitit
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if executor == "slurm":
+        ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
+        ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    else:
+        ex = submitit.LocalExecutor(folder=str(folder))
+        ex.update_parameters(timeout_min=params.get("timeout_min") or 60 * 24)
+    job = ex.submit(Command(argv, os.getcwd()))
+    print(f"submitted job {job.job_id} ({executor}): {' '.join(argv[:3])} ...; logs in {folder}", flush=True)
+    try:
+        rc = job.result()
+    except Exception as exc:  # the job itself failed (not the command): show submitit's report
+        print(f"job {job.job_id} failed: {exc}", file=sys.stderr)
+        return 1
+    out = job.stdout() or ""
+    if out:
+        sys.stdout.write(out[-20000:])
+    return int(rc)
+
+
+@contextlib.contextmanager
+def gpu_slot(n: int, lock_dir):
+    """Hold the first free of ``n`` GPU locks; yields its index."""
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        for i in range(n):
+            f = open(lock_dir / f"gpu{i}.lock", "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield i
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return
+        time.sleep(0.5)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        print("usage: python -m lthlib.launch [options] -- COMMAND ...", file=sys.stderr)
+        return 2
+    cut = argv.index("--")
+    ap = argparse.ArgumentParser(prog="python -m lthlib.launch")
+    ap.add_argument("--executor", choices=("slurm", "local"))
+    ap.add_argument("--folder", default="outputs/slurm")
+    ap.add_argument("--partition")
+    ap.add_argument("--gpus", type=int, help="GPUs per Slurm job")
+    ap.add_argument("--cpus", type=int, help="CPUs per Slurm task")
+    ap.add_argument("--timeout-min", type=int, default=60 * 24)
+    ap.add_argument("--gpu-slots", type=int, help="run locally on the first free of N GPUs")
+    ap.add_argument("--lock-dir", default="outputs/.gpu-slots")
+    a = ap.parse_args(argv[:cut])
+    cmd = argv[cut + 1:]
+    if a.executor:
+        return submit(cmd, a.folder, a.executor, slurm_partition=a.partition, gpus_per_node=a.gpus,
+                      cpus_per_task=a.cpus, timeout_min=a.timeout_min)
+    if a.gpu_slots:
+        with gpu_slot(a.gpu_slots, a.lock_dir) as i:
+            print(f"[gpu slot {i}] {' '.join(cmd[:3])} ...", flush=True)
+            return subprocess.run(cmd, env={**os.environ, "CUDA_VISIBLE_DEVICES": str(i)}).returncode
+    return subprocess.run(cmd).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
