@@ -93,7 +93,7 @@ check-report: $(STAMP)  ## open every report page in headless Chromium, check co
 	$(PY) scripts/check_report.py $(OUT)
 
 lab: $(STAMP)  ## JupyterLab on the project kernel (notebooks/*.py open as notebooks via jupytext)
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP)  ## the test suite (CPU, < 10 min; slow tests excluded)
 	$(PY) -m pytest -q

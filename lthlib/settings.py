@@ -32,7 +32,10 @@ from .training import Recipe, train
 # identity keys: everything in an Experiment that changes a run's result
 _IDENTITY_KEYS = ("model", "dataset", "n_train", "n_test", "subset_seed", "epochs", "batch_size", "lr",
                   "momentum", "weight_decay", "wd_on_bn", "nesterov", "lr_schedule", "milestones", "gamma",
-                  "warmup_epochs", "label_smoothing", "augment", "amp", "channels_last", "mixup")
+                  "warmup_epochs", "label_smoothing", "augment", "amp", "channels_last")
+# keys added after run folders existed: part of the identity only when not at this value, so adding an
+# option never renames (and retrains) the runs that did not use it
+_IDENTITY_IF_SET = {"mixup": 0.0}
 
 
 def recipe_of(exp: Experiment) -> Recipe:
@@ -97,6 +100,7 @@ class RunSpec:
 
 def _run_dir(exp: Experiment, spec: RunSpec, profile: list[str]) -> tuple[RunDir, dict]:
     identity = {"setting": spec.setting, **{k: getattr(exp, k) for k in _IDENTITY_KEYS},
+                **{k: getattr(exp, k) for k, off in _IDENTITY_IF_SET.items() if getattr(exp, k) != off},
                 "init_seed": spec.init_seed, "data_seed": spec.data_seed, "sparsity": spec.sparsity,
                 "round": spec.round_, "prune_cap": exp.prune_cap, "profile": profile_hash(profile), **spec.sources}
     parts = [spec.setting, exp.model, exp.dataset, f"lr{fmt_num(exp.lr)}", f"s{exp.seed}"]
