@@ -28,7 +28,7 @@ define run_grid
 +@p=$$($(call plan,$(1),$(4))) && $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) "LAUNCHER=$(3)" -j$(2) all
 endef
 
-.PHONY: help setup demo reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
+.PHONY: help setup demo report reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
         reproduce-imagenet grid report index check-report lab test test-slow bench clean clean-runs fashion-mnist
 
 help:  ## list the targets
@@ -83,6 +83,11 @@ reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50, torchrun on NGPU GPUs: make
 grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]'] [NGPU=4] [LAUNCH=slurm]
 	@test -n "$(GRID)" || { echo "error: GRID=<name of a params/*.yaml file> is required" >&2; exit 2; }
 	$(call run_grid,$(GRID),$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+
+report: $(STAMP)  ## re-render the analysis report of every grid under $(OUT) (never trains), then the index
+	@for p in $(OUT)/*/plan.mk; do [ -e "$$p" ] || continue; \
+	  $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) report-only || exit 1; done
+	$(PY) -m lthlib.results index $(OUT)
 
 index: $(STAMP)  ## rebuild $(OUT)/reports/index.html (links every report and executed notebook)
 	$(PY) -m lthlib.results index $(OUT)

@@ -100,11 +100,17 @@ def render(params_file: str, sets: dict, out_root: str = "outputs") -> tuple[str
     lines += rules
     report = f"$(OUT)/{grid}/reports/analysis.html"
     lines += [
+        "# the analysis report: after every run of the grid (report), or now from what exists (report-only)",
+        "define render_report",
+        f"$(call run_nb,$(SRC)/analysis.ipynb,$(OUT)/{grid}/reports/analysis.ipynb,,local)",
+        f"$(VENV)/bin/python -m lthlib.results render $(OUT)/{grid}/reports/analysis.ipynb {report}",
+        "endef",
+        ".PHONY: report-only",
         f"report: {report}",
-        f"{report}: $(SRC)/analysis.ipynb $(PARAMS) \\\n  "
-        + " \\\n  ".join(targets),
-        f"\t$(call run_nb,$<,$(OUT)/{grid}/reports/analysis.ipynb,,local)",
-        f"\t$(VENV)/bin/python -m lthlib.results render $(OUT)/{grid}/reports/analysis.ipynb $@",
+        f"{report}: $(SRC)/analysis.ipynb $(PARAMS) \\\n  " + " \\\n  ".join(targets),
+        "\t$(render_report)",
+        "report-only: $(SRC)/analysis.ipynb",
+        "\t$(render_report)",
         "",
         "$(SRC)/%.ipynb: notebooks/%.py",
         "\t@mkdir -p $(@D)",

@@ -89,3 +89,21 @@ def test_cifar_grid_notebooks_smoke_on_generated_cifar(tmp_path, cifar_root):
     html = (tmp_path / "cifar10_resnet20" / "reports" / "analysis.html").read_text()
     assert "Winning-ticket verdicts" in html and "<img" in html
     assert (tmp_path / "reports" / "index.html").exists()
+
+
+def test_report_over_an_incomplete_grid_says_what_is_missing_and_trains_nothing(tmp_path, fmnist_root):
+    sets = ["epochs=1", "n_train=200", "seeds=[1]", "lrs=[0.1]", "imp_rounds=2", f"data_root={fmnist_root}",
+            "download=false"]
+    plan = subprocess.run([sys.executable, "-m", "lthlib.plan", "params/demo.yaml", "--out-root", str(tmp_path),
+                           *sets], cwd=ROOT, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr
+    nb = tmp_path / "demo" / "notebooks" / "pretrain_lr0.1_s1.ipynb"
+    r = make("-f", plan.stdout.strip(), f"OUT={tmp_path}", str(nb))
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = make("report", f"OUT={tmp_path}")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    runs = [p.name for p in (tmp_path / "demo" / "runs").iterdir()]
+    assert len(runs) == 1 and runs[0].startswith("pretrain-")  # the report trained nothing
+    html = (tmp_path / "demo" / "reports" / "analysis.html").read_text()
+    assert "Completeness" in html and "no LT/RR pairs finished yet" in html
+    assert (tmp_path / "reports" / "index.html").exists()
