@@ -12,6 +12,7 @@ SET ?=
 DATA ?=
 NGPU ?=
 LAUNCH ?=
+DATADIR := $(or $(DATA),outputs/data)
 SLURM_ARGS ?=
 # where each notebook job runs: here (default), on its own GPU slot (NGPU=N), or as a Slurm job
 ifeq ($(LAUNCH),slurm)
@@ -46,12 +47,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name lthlib --display-name "Python (lthlib)" >/dev/null
 	touch $@
 
-fashion-mnist: $(STAMP)  ## put real Fashion-MNIST under $(OUT)/data (download, else Debian's package)
-	@$(PY) -m lthlib.data prepare fashion_mnist $(OUT)/data 2>/dev/null || { \
+fashion-mnist: $(STAMP)  ## put real Fashion-MNIST under outputs/data (or DATA=): download, else Debian's package
+	@$(PY) -m lthlib.data prepare fashion_mnist $(DATADIR) 2>/dev/null || { \
 	  echo "Fashion-MNIST: not on disk and no download; installing Debian's dataset-fashion-mnist"; \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
-	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $(OUT)/data/FashionMNIST/raw" >&2; exit 1; }; \
-	  $(PY) -m lthlib.data prepare fashion_mnist $(OUT)/data; }
+	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $(DATADIR)/FashionMNIST/raw" >&2; exit 1; }; \
+	  $(PY) -m lthlib.data prepare fashion_mnist $(DATADIR); }
 
 demo: $(STAMP) fashion-mnist  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
 	$(call run_grid,demo,2,$(LAUNCHER))
