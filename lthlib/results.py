@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import math
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from .runs import RunDir, atomic_write_bytes, atomic_write_text, load_json
+from .runs import RunDir, atomic_write_bytes, atomic_write_text, code_version, load_json
 
 if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")
@@ -65,7 +64,7 @@ def collect(out_root="outputs", grid: str | None = None) -> tuple[pd.DataFrame, 
             "best_epoch": met["best_epoch_secondary"], "wall_time_s": met["wall_time_s"],
             "images_per_s": met.get("train_images_per_s"), "n_train": cfg.get("n_train_used"),
             "n_test": cfg.get("n_test_used"), "device": met.get("device"), "threads": met.get("threads"),
-            "torch": met.get("torch"), "path": str(path),
+            "torch": met.get("torch"), "code_version": cfg.get("code_version"), "path": str(path),
         })
     df = pd.DataFrame(rows)
     if len(df):
@@ -426,15 +425,6 @@ def save_figure(fig, folder, name: str) -> None:
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=110, bbox_inches="tight")
         atomic_write_bytes(folder / f"{name}.{ext}", buf.getvalue())
-
-
-def code_version() -> str:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except Exception:
-        return "unknown"
 
 
 def render(ipynb, html_path, show_input: bool = False) -> None:

@@ -85,6 +85,17 @@ def load_json(path, what: str = "file") -> dict:
                               f"run again.") from exc
 
 
+def code_version() -> str:
+    """``git describe`` of this code (recorded in every run; runs are not re-done when it changes)."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
 # ----------------------------------------------------------------------------- identity
 def config_hash(identity: dict) -> str:
     blob = json.dumps(identity, sort_keys=True, default=str).encode()

@@ -26,7 +26,7 @@ from .models import build_model, load_profile, profile_hash
 from .params import Experiment
 from .pruning import (MaskEnforcer, apply_mask, check_mask, global_magnitude_mask, global_sparsity,
                       imp_sparsity, random_mask, sparsity_table)
-from .runs import (RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, config_hash, fmt_num)
+from .runs import (RunDir, code_version, atomic_torch_save, atomic_write_csv, atomic_write_json, config_hash, fmt_num)
 from .training import Recipe, train
 
 # identity keys: everything in an Experiment that changes a run's result
@@ -195,6 +195,7 @@ def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, da
     n_train, n_test, source = data_info
     record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
               "device": str(device), "processes": dist.world(), "torch": torch.__version__,
+              "code_version": code_version(),
               "python": platform.python_version(), "host": platform.node(), "data_source": source,
               "profile": profile, "n_train_used": n_train, "n_test_used": n_test}
     atomic_write_json(rd.config, record)

@@ -31,7 +31,7 @@ def test_every_setting_writes_a_self_describing_run_folder(done):
             cfg, met = rd.read_config(), rd.read_metrics()
             assert cfg["identity"]["setting"] == setting and rd.name.startswith(setting)
             assert rd.name.endswith("-" + L.runs.config_hash(cfg["identity"]))
-            assert {"threads", "torch", "device", "experiment"} <= set(cfg)
+            assert {"threads", "torch", "device", "experiment", "code_version"} <= set(cfg)
             if setting != "pretrain":
                 assert {"mask_source", "weight_source"} <= set(cfg["identity"])
             assert 0 <= met["final_test_acc"] <= 100 and met["best_epoch_secondary"] >= 1
