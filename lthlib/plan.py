@@ -75,7 +75,7 @@ def render(params_file: str, sets: dict, out_root: str = "outputs") -> tuple[str
         "define run_nb",
         "@mkdir -p $(dir $(2))",
         "@echo '==> $(notdir $(2))'",
-        "$(if $(4),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) -f $(PARAMS) -p params_file $(PARAMS) $(3) $(OVERRIDES) \\",
+        "LTHLIB_PROGRESS=lines $(if $(4),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) -f $(PARAMS) -p params_file $(PARAMS) $(3) $(OVERRIDES) \\",
         "  && mv -f $(2).tmp.ipynb $(2) && rm -f $(basename $(2)).failed.ipynb \\",
         "  || { mv -f $(2).tmp.ipynb $(basename $(2)).failed.ipynb 2>/dev/null; \\",
         "       echo 'FAILED: $(2) -- read $(basename $(2)).failed.ipynb' >&2; exit 1; }",

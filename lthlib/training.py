@@ -3,6 +3,7 @@ per-epoch checkpoints that resume bit-for-bit, and a progress bar with ETA."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field, asdict
@@ -152,8 +153,10 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
 
     total_it = r.epochs * len(train_batches)
     tty = sys.stderr.isatty()
+    # headless runs (make sets LTHLIB_PROGRESS=lines) log one line per epoch with ETA instead of a bar
+    quiet_bar = os.environ.get("LTHLIB_PROGRESS") == "lines" or not dist.is_main()
     bar = tqdm(total=total_it, initial=start * len(train_batches), desc=desc, unit="it", file=sys.stderr,
-               mininterval=0.5 if tty else 30, dynamic_ncols=True, leave=True, disable=not dist.is_main())
+               mininterval=0.5 if tty else 30, dynamic_ncols=True, leave=True, disable=quiet_bar)
     mix_gen = torch.Generator()
     t_run = time.time()
     for epoch in range(start, r.epochs):
@@ -206,7 +209,7 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
         what = f"{len(histories)} tickets, test {tests}%" if n_tickets else (
             f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% test {row['test_acc']:.2f}%")
         if dist.is_main():
-            bar.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} {what} | "
+            tqdm.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} {what} | "
                       f"{row['images_per_s'] * max(1, n_tickets):.0f} img/s, ETA {eta:.0f}s", file=sys.stdout)
         if run is not None and epoch + 1 < r.epochs and dist.is_main():
             atomic_torch_save({"epoch": epoch + 1, "model": base.state_dict(), "optimizer": opt.state_dict(),
