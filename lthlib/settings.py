@@ -129,7 +129,10 @@ def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
     dist.barrier()  # under torchrun: every rank sees the same finished runs
     todo = []
     for (rd, identity), spec in planned:
-        rd.check_identity(identity) if rd.finished() else todo.append((rd, identity, spec))
+        if rd.finished():
+            rd.check_identity(identity)
+        else:
+            todo.append((rd, identity, spec))
     if exp.threads:
         torch.set_num_threads(exp.threads)
     device = dist.device_for_rank(exp.device)
