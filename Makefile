@@ -47,14 +47,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name lthlib --display-name "Python (lthlib)" >/dev/null
 	touch $@
 
-fashion-mnist: $(STAMP)  ## put real Fashion-MNIST under outputs/data (or DATA=): download, else Debian's package
+# the last of the four IDX files written: its presence means the dataset is on disk (no work at start-up)
+FMNIST := $(DATADIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
+
+fashion-mnist: $(FMNIST)  ## put real Fashion-MNIST under outputs/data (or DATA=): download, else Debian's package
+
+$(FMNIST): | $(STAMP)
 	@$(PY) -m lthlib.data prepare fashion_mnist $(DATADIR) 2>/dev/null || { \
 	  echo "Fashion-MNIST: not on disk and no download; installing Debian's dataset-fashion-mnist"; \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
 	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $(DATADIR)/FashionMNIST/raw" >&2; exit 1; }; \
 	  $(PY) -m lthlib.data prepare fashion_mnist $(DATADIR); }
 
-demo: $(STAMP) fashion-mnist  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
+demo: $(STAMP) $(FMNIST)  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
 	$(call run_grid,demo,2,$(LAUNCHER))
 	@$(PY) -m lthlib.results index $(OUT)
 	@echo "Report: $(OUT)/demo/reports/analysis.html   Index: $(OUT)/reports/index.html"

@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -143,13 +142,13 @@ def _our_batches(data, dataset, device, channels_last):
     spec = D.DATASETS[dataset]
     mf = torch.channels_last if channels_last else torch.contiguous_format
     tr = D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], 1, device, mf)
-    return tr, None, mf
+    return tr, mf
 
 
 def _train_ours(work, data, dataset, device, amp, channels_last, packed):
     import contextlib
     import io
-    tr, te, mf = _our_batches(data, dataset, device, channels_last)
+    tr, mf = _our_batches(data, dataset, device, channels_last)
     recipe = Recipe(epochs=1, lr=0.01, batch_size=64, amp=amp, channels_last=channels_last)
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with quiet[0], quiet[1]:

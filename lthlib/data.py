@@ -76,15 +76,12 @@ def _missing(name: str, root: Path, hint: str) -> DatasetMissingError:
 def _load_cifar(name: str, root: Path, train: bool, download: bool) -> TensorData:
     cls, official, folder = ((_CIFAR10, tvd.CIFAR10, "cifar-10-batches-py") if name == "cifar10"
                              else (_CIFAR100, tvd.CIFAR100, "cifar-100-python"))
+    download_error = None
     if not (root / folder).exists() and download:
         try:
             official(str(root), train=train, download=True)
         except Exception as exc:  # offline: fall through to the clear error below
             download_error = exc
-        else:
-            download_error = None
-    else:
-        download_error = None
     if not (root / folder).exists():
         extra = f" (download failed: {download_error})" if download_error else ""
         raise _missing(name, root, f"Put the python-pickle batches in {root / folder}/ (as extracted from "

@@ -108,7 +108,7 @@ def plot_training(runs, title: str = ""):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     sparsities = sorted(h["sparsity"].unique())
     palette = dict(zip(sparsities, sns.color_palette("viridis_r", max(1, len(sparsities)))))
-    for (run, sp), g in h.groupby(["run", "sparsity"], sort=False):
+    for (_run, sp), g in h.groupby(["run", "sparsity"], sort=False):
         lbl = f"sparsity {sp:.3f}" if sp else "dense"
         axes[0].plot(g["epoch"], g["test_acc"], color=palette[sp], label=lbl, marker=".")
         axes[1].plot(g["epoch"], g["train_loss"], color=palette[sp], label=lbl)
@@ -263,7 +263,7 @@ def verdict_summary(v: pd.DataFrame) -> list[str]:
         seeds = int(g["n_seeds"].min())
         fmt = lambda xs: ", ".join(f"{x:g}" for x in xs)
         if not c2:
-            c2_text = f"no sparsity passes C2 (LT never beats RR beyond seed noise)"
+            c2_text = "no sparsity passes C2 (LT never beats RR beyond seed noise)"
         else:
             c2_text = f"LT beats RR (C2) at {len(c2)} of {n} sparsities ({fmt(c2)})"
         win_text = f"winning tickets (C1+C2+C3) at {fmt(wins)}" if wins else "no winning ticket (C1+C2+C3)"

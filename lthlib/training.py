@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -37,9 +37,6 @@ class Recipe:
     amp: str = "none"              # 'none', 'bf16' or 'fp16' (fp16 only on CUDA)
     channels_last: bool = False
     eval_batch_size: int = 1024
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -24,7 +24,6 @@ tol = 0.0  # tolerance (accuracy points) of the matching conditions C1 and C3
 alpha = 0.05  # significance level of the one-sided paired test in C2
 
 # %%
-from pathlib import Path
 
 from IPython.display import Markdown, display
 

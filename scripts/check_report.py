@@ -39,8 +39,8 @@ def main(out="outputs") -> int:
         for page_path in targets:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             imgs = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
             broken = [i for i, (done, w) in enumerate(imgs) if not done or w == 0]

@@ -4,8 +4,7 @@ import torch
 
 import lthlib as L
 from lthlib import packing
-from lthlib.models import build_model, load_profile
-from lthlib.pruning import global_magnitude_mask
+from lthlib.models import build_model
 
 
 @pytest.mark.parametrize("name,c,s", [("lenet5", 1, 28), ("resnet20", 3, 32), ("mobilenet_v1", 3, 32),

@@ -1,6 +1,5 @@
 """The study's settings end to end on tiny generated data: files, the LT/RR invariants, skip, resume."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
