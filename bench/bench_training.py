@@ -155,7 +155,7 @@ def _train_ours(work, data, dataset, device, amp, channels_last, packed):
         if packed:
             from lthlib import packing
             net = packing.pack([m for m, _ in work])
-            mask = {f"inner.{k}": v for k, v in packing.pack_mask([k for _, k in work], net.layout).items()}
+            mask = {f"inner.{k}": v for k, v in packing.pack_tensors([k for _, k in work], net.layout).items()}
             _evaluate_free_train(net.to(device, memory_format=mf), mask, tr, recipe, device)
         else:
             for model, mask in work:

@@ -8,7 +8,8 @@ seed, augmented as a whole, then sliced by rank), so a DDP run matches the singl
 same config up to floating point -- the batch, not the per-rank seeds, is what is split.
 
 A notebook cannot be a rank group: with ``nproc > 1`` a setting function launches
-``torchrun -m lthlib.distributed`` as a subprocess and then reads the finished run folders.
+``torchrun -m lthlib.torchrun`` (see ``lthlib/torchrun.py``) as a subprocess and then reads the finished
+run folders. This module imports nothing of lthlib, so the engine and the training loop can use it.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import sys
 
 import torch
 import torch.distributed as dist
+
+from .errors import LTHError
 
 
 def is_distributed() -> bool:
@@ -75,10 +78,15 @@ def init_from_env() -> None:
         dist.init_process_group("gloo")
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def device_for_rank(name: str) -> torch.device:
     if is_distributed() and torch.cuda.is_available() and name in ("auto", "cuda"):
         return torch.device("cuda", torch.cuda.current_device())
-    from .training import pick_device
     return pick_device(name)
 
 
@@ -132,41 +140,20 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def shutdown() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
 def launch(exp, setting: str) -> None:
     """Run ``setting`` for ``exp`` under torchrun with ``exp.nproc`` processes; raise if it fails."""
-    from .errors import LTHError
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
     cmd = [torchrun or sys.executable, *([] if torchrun else ["-m", "torch.distributed.run"]), "--standalone",
-           f"--nproc_per_node={exp.nproc}", "-m", "lthlib.distributed", setting,
+           f"--nproc_per_node={exp.nproc}", "-m", "lthlib.torchrun", setting,
            json.dumps({**exp.as_dict(), "nproc": 1})]
-    print(f"launching {setting} on {exp.nproc} processes: torchrun ... -m lthlib.distributed {setting}", flush=True)
+    print(f"launching {setting} on {exp.nproc} processes: torchrun ... -m lthlib.torchrun {setting}", flush=True)
     env = {**os.environ, "LTHLIB_IN_TORCHRUN": "1", "OMP_NUM_THREADS": str(max(1, exp.threads or 1))}
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
         raise LTHError(f"torchrun for setting {setting!r} failed with exit code {proc.returncode}; "
                        f"its output is above. Fix the cause and run again: finished runs are kept.")
-
-
-def main(argv=None) -> int:
-    """torchrun entry: ``python -m lthlib.distributed SETTING EXPERIMENT_JSON``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: torchrun --nproc_per_node N -m lthlib.distributed SETTING EXPERIMENT_JSON", file=sys.stderr)
-        return 2
-    from .params import make_experiment
-    from .settings import run_setting
-    init_from_env()
-    try:
-        exp = make_experiment(None, **json.loads(argv[1]))
-        runs = run_setting(exp, argv[0])
-        barrier()
-        if is_main():
-            print(f"{argv[0]}: {len(runs)} runs finished on {world()} processes")
-    finally:
-        if is_distributed():
-            dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -140,12 +140,3 @@ def unpack_tensors(packed: dict, layout: dict[str, str], n: int) -> list[dict]:
 def unpack_state(net: PackedNet) -> list[dict]:
     return unpack_tensors({k: v.detach().cpu() for k, v in net.inner.state_dict().items()}, net.layout,
                           net.n_tickets)
-
-
-def pack_mask(masks: list[dict], layout: dict[str, str]) -> dict:
-    return pack_tensors(masks, layout)
-
-
-def inner_names(net: PackedNet) -> dict:
-    """Packed parameter name (as in ``net.named_parameters()``) -> single-model name."""
-    return {f"inner.{k}": k for k in net.layout}

@@ -1,192 +1,303 @@
-"""The experiment parameters: one flat schema, YAML files under params/, strict validation.
+"""The experiment parameters: one typed schema, flat YAML files under params/, strict validation.
 
-A params file is flat ``key: value`` YAML (the same keys the notebooks' ``parameters`` cells use, so
-papermill can take it with ``-f``). Every key must be known and of the right type; errors name the
-file and the key.
+The schema is a few small dataclasses -- ``Data``, ``Recipe`` (the training recipe, which the engine
+takes as it is), ``Pruning``, ``Runtime`` and ``Grid`` -- combined into ``Experiment``. Each field's
+annotation is its type (``Literal`` for choices, ``list[float]`` ...), its metadata holds its bounds,
+its doc, and whether it belongs to a run's identity (``identity="always"``; ``"if_set"`` for options
+added after runs existed, which enter the identity only away from their default, so adding an option
+never renames finished runs). ``identity(exp)`` and the run-folder hash derive from that.
+
+A params file is flat ``key: value`` YAML (the notebooks' ``parameters`` use the same keys). Every key
+must be known and of the right type; errors name the file and the key and say what is accepted.
+
+    exp = lthlib.load("params/demo.yaml", lr=0.01, seed=2)
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from dataclasses import dataclass, fields, asdict
+import math
+import re
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import yaml
 
+from . import registry
+from .data import DATASETS
 from .errors import ConfigError
 from .models import MODELS
-from .data import DATASETS
+from .runs import project_path
 
-SETTINGS = ("pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune")
+
+def opt(default, doc: str = "", identity: str | None = None, ge=None, gt=None, le=None, lt=None,
+        choices=None, pattern: str | None = None):
+    """A schema field: its default, doc, identity role and bounds (checked by ``validate``)."""
+    meta = {"doc": doc, "identity": identity, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices,
+            "pattern": pattern}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+NAME_PATTERN = r"[A-Za-z0-9_.-]+"
+ALWAYS, IF_SET = "always", "if_set"
 
 
 @dataclass
-class Experiment:
-    """Resolved parameters of one (grid, lr, seed) cell of the study. Docs are the field comments."""
-    name: str = "adhoc"             # grid name: runs land in <out_root>/<name>/runs/
-    description: str = ""           # free text shown in reports
-    model: str = "lenet5"           # see lthlib.models.MODELS
-    dataset: str = "fashion_mnist"  # cifar10, cifar100, fashion_mnist, imagenet
-    data_root: str = "outputs/data"  # where datasets live (downloaded there when online)
-    download: bool = True           # try to download a missing dataset
-    n_train: int = 0                # stratified training subset size; 0 = full training set
-    n_test: int = 0                 # stratified test subset size; 0 = full test set
-    subset_seed: int = 0            # seed of the subsets
-    epochs: int = 160
-    batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    wd_on_bn: bool = True
-    nesterov: bool = False
-    lr_schedule: str = "multistep"  # multistep | cosine
-    milestones: list = None         # fractions of training where the LR drops x gamma
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    mixup: float = 0.0              # mixup alpha (ImageNet recipe: 0.2); 0 = off
-    augment: bool = True            # random crop (zero pad) + horizontal flip
-    seed: int = 1                   # init seed and data-order seed of LT runs
-    rr_seed_offset: int = 1000      # RR init seed = seed + rr_seed_offset
-    rr_changes_data: bool = False   # True: RR also changes the data order (the official behaviour)
-    imp_rounds: int = 14            # LT-IMP/RR-IMP rounds; round r has sparsity 1 - (1-imp_rate)^r
-    imp_rate: float = 0.2           # fraction of remaining weights pruned per IMP round
-    sparsities: list = None         # OMP / one-shot retrain / random-pruning sparsities
-    prune_cap: float = 0.99         # no layer pruned beyond this sparsity; 1.0 disables the cap
-    random_mode: str = "layerwise"  # random pruning: layerwise (LT-OMP densities) | global
-    amp: str = "none"               # none | bf16 | fp16 (fp16 on CUDA only)
-    channels_last: bool = False
-    eval_batch_size: int = 1024
-    compile: bool = False           # torch.compile the forward pass (pays on GPU; not on this CPU)
-    cudnn_benchmark: bool = True    # cuDNN autotuning on CUDA; False when bitwise determinism is wanted
-    pack: str = "auto"              # train several tickets in one packed pass: auto (on CUDA) | on | off
-    pack_size: int = 16             # most tickets per pack
-    nproc: int = 1                  # processes (GPUs) per run: > 1 launches torchrun (DDP) from the setting
-    threads: int = 0                # torch threads; 0 = torch's default. Recorded in every run.
-    device: str = "auto"            # auto (cuda when present) | cpu | cuda | cuda:N
-    out_root: str = "outputs"
-    # grid axes, read by the planner (Makefile); a notebook runs one (lr, seed) cell
-    lrs: list = None
-    seeds: list = None
-    settings: list = None           # which settings the grid runs (default: all)
+class Data:
+    dataset: str = opt("fashion_mnist", "cifar10 | cifar100 | fashion_mnist | imagenet", ALWAYS,
+                       choices=lambda: tuple(DATASETS))
+    data_root: str = opt("outputs/data", "where datasets live (relative to the project root)")
+    download: bool = opt(True, "try to download a missing dataset")
+    n_train: int = opt(0, "stratified training subset size; 0 = the full training set", ALWAYS, ge=0)
+    n_test: int = opt(0, "stratified test subset size; 0 = the full test set", ALWAYS, ge=0)
+    subset_seed: int = opt(0, "seed of the subsets", ALWAYS)
+    augment: bool = opt(True, "random crop (zero pad) + horizontal flip", ALWAYS)
+
+
+@dataclass
+class Recipe:
+    """The training recipe; defaults are the official CIFAR recipe (SPEC section 5)."""
+    epochs: int = opt(160, "training epochs of every run", ALWAYS, ge=1)
+    batch_size: int = opt(64, "global batch size", ALWAYS, ge=1)
+    lr: float = opt(0.1, "base learning rate of this cell", ALWAYS, gt=0)
+    momentum: float = opt(0.9, "SGD momentum", ALWAYS, ge=0, lt=1)
+    weight_decay: float = opt(1e-4, "L2 weight decay", ALWAYS, ge=0)
+    wd_on_bn: bool = opt(True, "decay BN parameters and biases too (ImageNet recipe: false)", ALWAYS)
+    nesterov: bool = opt(False, "Nesterov momentum", ALWAYS)
+    lr_schedule: Literal["multistep", "cosine"] = opt("multistep", "per-iteration LR schedule", ALWAYS)
+    milestones: list[float] = opt([0.5, 0.75], "fractions of training where the LR drops x gamma", ALWAYS,
+                                  ge=0, le=1)
+    gamma: float = opt(0.1, "LR drop factor at each milestone", ALWAYS, gt=0, le=1)
+    warmup_epochs: int = opt(0, "linear warmup epochs", ALWAYS, ge=0)
+    label_smoothing: float = opt(0.0, "cross-entropy label smoothing", ALWAYS, ge=0, lt=1)
+    mixup: float = opt(0.0, "mixup alpha (ImageNet recipe: 0.2); 0 = off", IF_SET, ge=0)
+    amp: Literal["none", "bf16", "fp16"] = opt("none", "autocast precision (fp16: CUDA only)", ALWAYS)
+    channels_last: bool = opt(False, "NHWC memory format", ALWAYS)
+    eval_batch_size: int = opt(1024, "test-set batch size", ge=1)
+    eval_every: int = opt(1, "evaluate the test set every N epochs (the last epoch always)", IF_SET, ge=1)
+
+
+@dataclass
+class Pruning:
+    seed: int = opt(1, "this cell's seed: init and data order of the dense and LT runs")
+    rr_seed_offset: int = opt(1000, "RR init seed = seed + rr_seed_offset", ge=1)
+    rr_changes_data: bool = opt(False, "RR also changes the data order (the official behaviour)")
+    data_order: Literal["replay", "fresh"] = opt(
+        "replay", "replay: LT replays the dense run's data order (official); fresh: LT and RR both use a "
+        "data order the dense run did not", IF_SET)
+    imp_rounds: int = opt(14, "LT-IMP/RR-IMP rounds; round r has sparsity 1 - (1-imp_rate)^r", ge=0)
+    imp_rate: float = opt(0.2, "fraction of the remaining weights pruned per IMP round", gt=0, lt=1)
+    sparsities: list[float] = opt([], "OMP / one-shot retrain / random-pruning sparsities", ge=0, lt=1)
+    prune_cap: float = opt(0.99, "no layer pruned beyond this sparsity; 1.0 disables the cap", ALWAYS, gt=0,
+                           le=1)
+    random_mode: Literal["layerwise", "global"] = opt(
+        "layerwise", "random pruning: LT-OMP per-layer densities, or uniform over the prunable pool")
+
+
+@dataclass
+class Runtime:
+    compile: bool = opt(False, "torch.compile the forward pass (pays on GPU)")
+    cudnn_benchmark: bool = opt(True, "cuDNN autotuning on CUDA (off under deterministic)")
+    deterministic: bool = opt(False, "CUDA: deterministic kernels, no TF32, fixed cuBLAS workspace "
+                              "(bitwise repeatable, slower); CPU runs are repeatable anyway")
+    pack: Literal["auto", "on", "off"] = opt("auto", "train several tickets in one packed pass: auto = on CUDA")
+    pack_size: int = opt(16, "most tickets per pack", ge=1)
+    nproc: int = opt(1, "processes (GPUs) per run: > 1 launches torchrun (DDP)", ge=1)
+    threads: int = opt(0, "torch threads; 0 = torch's default", ge=0)
+    device: str = opt("auto", "auto (cuda when present) | cpu | cuda | cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
+    out_root: str = opt("outputs", "output root (relative to the project root)")
+
+
+@dataclass
+class Grid:
+    name: str = opt("adhoc", "grid name: runs land in <out_root>/<name>/runs/", pattern=NAME_PATTERN)
+    description: str = opt("", "free text shown in reports")
+    model: str = opt("lenet5", "see lthlib.models.MODELS", ALWAYS, choices=lambda: tuple(MODELS))
+    lrs: list[float] = opt([], "the grid's learning rates (default: [lr])", gt=0)
+    seeds: list[int] = opt([], "the grid's seeds (default: [seed])")
+    settings: list[str] = opt([], "the settings the grid runs (default: all)", choices=lambda: registry.NAMES)
+    full_epochs: int = opt(0, "the full training schedule of this recipe (C3's best dense model is looked up "
+                           "at this length); 0 = this grid's epochs", ge=0)
+
+
+@dataclass
+class Experiment(Grid, Data, Recipe, Pruning, Runtime):
+    """Resolved parameters of one (grid, lr, seed) cell. Flat access: ``exp.lr``, ``exp.model``."""
 
     def __post_init__(self):
-        for key, default in (("milestones", [0.5, 0.75]), ("sparsities", []), ("lrs", [self.lr]),
-                             ("seeds", [self.seed]), ("settings", list(SETTINGS))):
-            if getattr(self, key) is None:
-                setattr(self, key, list(default))
+        self.lrs = self.lrs or [self.lr]
+        self.seeds = self.seeds or [self.seed]
+        self.settings = self.settings or list(registry.NAMES)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return dataclasses.asdict(self)
+
+    def recipe(self) -> Recipe:
+        return Recipe(**{f.name: getattr(self, f.name) for f in fields(Recipe)})
+
+    def replace(self, **changes) -> "Experiment":
+        return dataclasses.replace(self, **changes)
 
 
-# type of each field for validation: (python types accepted, element type for lists)
-_INT, _FLOAT, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
-TYPES = {
-    "name": _STR, "description": _STR, "model": _STR, "dataset": _STR, "data_root": _STR, "download": _BOOL,
-    "n_train": _INT, "n_test": _INT, "subset_seed": _INT, "epochs": _INT, "batch_size": _INT, "lr": _FLOAT,
-    "momentum": _FLOAT, "weight_decay": _FLOAT, "wd_on_bn": _BOOL, "nesterov": _BOOL, "lr_schedule": _STR,
-    "milestones": ("list", _FLOAT), "gamma": _FLOAT, "warmup_epochs": _INT, "label_smoothing": _FLOAT, "mixup": _FLOAT, "nproc": _INT,
-    "augment": _BOOL, "seed": _INT, "rr_seed_offset": _INT, "rr_changes_data": _BOOL, "imp_rounds": _INT,
-    "imp_rate": _FLOAT, "sparsities": ("list", _FLOAT), "prune_cap": _FLOAT, "random_mode": _STR,
-    "amp": _STR, "channels_last": _BOOL, "pack": _STR, "pack_size": _INT, "compile": _BOOL, "cudnn_benchmark": _BOOL, "eval_batch_size": _INT, "threads": _INT, "device": _STR,
-    "out_root": _STR, "lrs": ("list", _FLOAT), "seeds": ("list", _INT), "settings": ("list", _STR),
-}
-CHOICES = {"lr_schedule": ("multistep", "cosine"), "random_mode": ("layerwise", "global"),
-           "amp": ("none", "bf16", "fp16"), "pack": ("auto", "on", "off"), "model": tuple(MODELS), "dataset": tuple(DATASETS)}
-assert set(TYPES) == {f.name for f in fields(Experiment)}
+FIELDS = {f.name: f for f in fields(Experiment)}
+HINTS = typing.get_type_hints(Experiment)
+# YAML 1.1 reads on/off/yes/no as booleans: take them back as the words the user wrote
+_YAML_BOOL_WORDS = {True: "on", False: "off"}
 
 
-def _type_ok(value, types) -> bool:
-    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+def identity(exp: Experiment) -> dict:
+    """The fields of ``exp`` that change a run's result (see the module doc)."""
+    out = {}
+    for name, f in FIELDS.items():
+        role, value = f.metadata["identity"], getattr(exp, name)
+        if role == ALWAYS or (role == IF_SET and value != _default(f)):
+            out[name] = value
+    return out
 
 
-def _tname(types) -> str:
-    return "number" if types == _FLOAT else types[0].__name__
+def _default(f):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def describe() -> list[tuple[str, str, object, str]]:
+    """(key, type, default, doc) of every field: the schema as a table."""
+    return [(n, _type_name(HINTS[n]), _default(f), f.metadata["doc"]) for n, f in FIELDS.items()]
+
+
+# ----------------------------------------------------------------------------- validation
+def _type_name(t) -> str:
+    if get_origin(t) is Literal:
+        return " | ".join(map(str, get_args(t)))
+    if get_origin(t) is list:
+        return f"list of {_type_name(get_args(t)[0])}s"
+    return {float: "number", int: "int", bool: "bool (true/false)", str: "str"}[t]
+
+
+def _coerce(value, t, key: str, source: str):
+    """``value`` as type ``t`` (ints become floats where a number is asked for), or a ConfigError."""
+    bad = ConfigError(f"{source}: key {key!r} must be a {_type_name(t)}, got {value!r} ({type(value).__name__})")
+    if get_origin(t) is list:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(v, get_args(t)[0], key, source) for v in value]
+    if get_origin(t) is Literal:
+        choices = get_args(t)
+        if isinstance(value, bool) and _YAML_BOOL_WORDS[value] in choices:
+            return _YAML_BOOL_WORDS[value]
+        if value not in choices:
+            raise ConfigError(f"{source}: key {key!r} = {value!r} is not one of {', '.join(choices)}")
+        return value
+    if t is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: key {key!r} must be a finite number, got {value!r}")
+        return float(value)
+    if t is bool and isinstance(value, bool) or t in (int, str) and type(value) is t:
+        return value
+    raise bad
+
+
+def _check_bounds(key: str, value, meta: dict, source: str) -> None:
+    values = value if isinstance(value, list) else [value]
+    ops = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+           ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
+    for v in values:
+        for k, ok, sym in ops:
+            if meta[k] is not None and isinstance(v, (int, float)) and not ok(v, meta[k]):
+                what = "values" if isinstance(value, list) else "value"
+                raise ConfigError(f"{source}: key {key!r} {what} must be {sym} {meta[k]}, got {v!r}")
+        if meta["choices"] is not None and v not in meta["choices"]():
+            raise ConfigError(f"{source}: key {key!r} = {v!r} is not one of {', '.join(meta['choices']())}")
+        if meta["pattern"] is not None and not re.fullmatch(meta["pattern"], v):
+            raise ConfigError(f"{source}: key {key!r} = {v!r} must match {meta['pattern']}"
+                              + (" (a plain name, not a path)" if meta["pattern"] == NAME_PATTERN else ""))
+    if isinstance(value, list) and len(set(value)) != len(value):
+        raise ConfigError(f"{source}: key {key!r} lists a value twice: {value!r}")
 
 
 def validate(values: dict, source: str) -> dict:
-    """Check keys and types of ``values``; ``source`` (a file name) prefixes every error."""
+    """Known keys, right types, in bounds: ``values`` normalised (ints as floats where numbers are
+    asked for, YAML's on/off as words). ``source`` (a file name) prefixes every error."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: a params file must be a mapping of key: value, got {type(values).__name__}")
+    out = {}
     for key, value in values.items():
-        if key not in TYPES:
-            close = difflib.get_close_matches(str(key), list(TYPES), n=1)
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), list(FIELDS), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown key {key!r}.{hint} Known keys: {', '.join(TYPES)}.")
-        t = TYPES[key]
-        if isinstance(t[0], str):  # list
-            if not isinstance(value, list) or not all(_type_ok(v, t[1]) for v in value):
-                raise ConfigError(f"{source}: key {key!r} must be a list of {_tname(t[1])}s, got {value!r}")
-        elif not _type_ok(value, t):
-            raise ConfigError(f"{source}: key {key!r} must be a {_tname(t)}, got {value!r} "
-                              f"({type(value).__name__})")
-        if key in CHOICES and value not in CHOICES[key]:
-            raise ConfigError(f"{source}: key {key!r} = {value!r} is not one of {', '.join(CHOICES[key])}")
-    return values
+            raise ConfigError(f"{source}: unknown key {key!r}.{hint} Known keys: {', '.join(FIELDS)}.")
+        out[key] = _coerce(value, HINTS[key], key, source)
+        if out[key] == [] and key in ("lrs", "seeds", "settings"):
+            raise ConfigError(f"{source}: key {key!r} is empty: a grid needs at least one (or leave it out)")
+        _check_bounds(key, out[key], FIELDS[key].metadata, source)
+    return out
 
 
 def check_values(exp: Experiment, source: str) -> None:
-    """Range checks across fields."""
-    def bad(key, why):
-        raise ConfigError(f"{source}: key {key!r} {why}")
-    for key in ("epochs", "batch_size", "eval_batch_size", "pack_size", "nproc"):
-        if getattr(exp, key) < 1:
-            bad(key, f"must be >= 1, got {getattr(exp, key)}")
-    for key in ("n_train", "n_test", "threads", "imp_rounds", "warmup_epochs"):
-        if getattr(exp, key) < 0:
-            bad(key, f"must be >= 0, got {getattr(exp, key)}")
-    for s in exp.sparsities:
-        if not 0.0 <= s < 1.0:
-            bad("sparsities", f"values must lie in [0, 1), got {s}")
-    if not 0.0 < exp.imp_rate < 1.0:
-        bad("imp_rate", f"must lie in (0, 1), got {exp.imp_rate}")
-    if not 0.0 < exp.prune_cap <= 1.0:
-        bad("prune_cap", f"must lie in (0, 1], got {exp.prune_cap}")
-    if exp.lr <= 0 or any(v <= 0 for v in exp.lrs):
-        bad("lr", "must be > 0")
-    for s in exp.settings:
-        if s not in SETTINGS:
-            bad("settings", f"has unknown setting {s!r}; known: {', '.join(SETTINGS)}")
+    """Checks across fields."""
     if exp.dataset == "imagenet" and exp.model not in ("resnet18", "resnet50"):
-        bad("model", f"{exp.model!r} is a CIFAR-size model; ImageNet runs use resnet18 or resnet50")
+        raise ConfigError(f"{source}: key 'model' {exp.model!r} is a CIFAR-size model; ImageNet runs use "
+                          f"resnet18 or resnet50")
+    if exp.data_order == "fresh" and exp.rr_changes_data:
+        raise ConfigError(f"{source}: key 'data_order' fresh gives LT and RR one shared fresh data order; "
+                          f"rr_changes_data: true gives RR its own. Set one of them.")
+    if exp.pack != "off" and exp.amp == "fp16":
+        raise ConfigError(f"{source}: key 'amp' fp16 with packing would share one loss scale between the "
+                          f"tickets of a pack (an overflow in one skips every ticket's step); use amp: bf16, "
+                          f"or pack: off")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"key {key!r} appears twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str, source: str):
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc}).") from exc
 
 
 def load_params_file(path) -> dict:
+    """The validated values of a params file (relative paths: from the working directory, else the
+    project root)."""
     path = Path(path)
+    if not path.exists() and project_path(path).exists():
+        path = project_path(path)
     if not path.exists():
         raise ConfigError(f"{path}: params file not found. The grids live in params/*.yaml.")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
-    return validate(values, str(path))
+    return validate(read_yaml(path.read_text(), str(path)) or {}, str(path))
 
 
-def make_experiment(params_file=None, **overrides) -> Experiment:
-    """An Experiment from a params file (optional) with ``overrides`` on top, fully validated."""
+def load(params_file=None, overrides: dict | None = None, **kw) -> Experiment:
+    """An Experiment from a params file (optional) with ``overrides`` (a mapping) and keywords on top,
+    fully validated; errors name the file and key."""
     values = load_params_file(params_file) if params_file else {}
-    source = f"{params_file}" if params_file else "parameters"
-    validate(overrides, f"{source} (overrides)")
-    values.update(overrides)
+    source = str(params_file) if params_file else "parameters"
+    values.update(validate({**(overrides or {}), **kw}, f"{source} (overrides)"))
     exp = Experiment(**values)
     check_values(exp, source)
     return exp
 
 
-def from_namespace(ns: dict, params_file=None) -> Experiment:
-    """An Experiment from a notebook's variables: the values of ``params_file`` (relative to the project
-    root), overridden by every schema key found in ``ns`` (the ``parameters`` cell plus what papermill
-    injected with ``-f``/``-p``). Errors name the file and key."""
-    values = {}
-    if params_file:
-        from .settings import project_path
-        path = Path(params_file) if Path(params_file).exists() else project_path(params_file)
-        values = load_params_file(path)
-    source = str(params_file) if params_file else "notebook parameters"
-    values.update(validate({k: ns[k] for k in TYPES if k in ns}, source))
-    exp = Experiment(**values)
-    check_values(exp, source)
-    return exp
+make_experiment = load  # the name earlier notebooks and scripts use
 
 
-__all__ = ["Experiment", "SETTINGS", "make_experiment", "from_namespace", "load_params_file", "validate"]
+__all__ = ["Experiment", "Data", "Recipe", "Pruning", "Runtime", "Grid", "load", "make_experiment",
+           "load_params_file", "validate", "identity", "describe"]

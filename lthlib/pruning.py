@@ -20,11 +20,6 @@ def imp_sparsity(round_: int, rate: float = 0.2) -> float:
     return 1.0 - (1.0 - rate) ** round_
 
 
-def dense_mask(model: nn.Module, profile: list[str]) -> Mask:
-    params = dict(model.named_parameters())
-    return {n: torch.ones_like(params[n], dtype=torch.bool, device="cpu") for n in profile}
-
-
 def global_magnitude_mask(weights: dict[str, torch.Tensor], sparsity: float,
                           current: Mask | None = None, layer_cap: float | None = 0.99) -> Mask:
     """Keep the largest-|w| ``1 - sparsity`` fraction of all weights pooled over ``weights``.

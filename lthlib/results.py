@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from .runs import RunDir, atomic_write_bytes, atomic_write_text, code_version, load_json
+from .runs import RunDir, atomic_write_bytes, atomic_write_text, code_version, load_json, project_path
 
 if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")
@@ -36,7 +36,6 @@ sns.set_theme(context="notebook", style="whitegrid")
 # ----------------------------------------------------------------------------- collecting
 def collect(out_root="outputs", grid: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per finished run under ``out_root/<grid>/runs/``; also the names of unfinished runs."""
-    from .settings import project_path
     root = project_path(out_root)
     pattern = f"{grid}/runs/*" if grid else "*/runs/*"
     rows, unfinished = [], []
@@ -442,7 +441,6 @@ def render(ipynb, html_path, show_input: bool = False) -> None:
 def write_index(out_root="outputs") -> Path:
     """outputs/reports/index.html: every grid's report and every executed setting notebook (rendered to
     HTML beside it when missing or stale)."""
-    from .settings import project_path
     root = project_path(out_root)
     parts = []
     for grid_dir in sorted(p for p in root.iterdir() if (p / "notebooks").is_dir() or (p / "reports").is_dir()):

@@ -96,6 +96,21 @@ def code_version() -> str:
         return "unknown"
 
 
+# ----------------------------------------------------------------------------- paths
+def project_path(path) -> Path:
+    """Relative paths in params (out_root, data_root) are relative to the project root: the nearest
+    folder above the working directory holding params/ and lthlib/ (so a notebook opened from
+    notebooks/ and papermill run from the root write to the same place); else the working directory."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params").is_dir() and (folder / "lthlib").is_dir():
+            return folder / path
+    return here / path
+
+
 # ----------------------------------------------------------------------------- identity
 def config_hash(identity: dict) -> str:
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
@@ -126,7 +141,28 @@ class RunDir:
         return self.path.name
 
     def finished(self) -> bool:
-        return self.metrics.exists()
+        """Finished: metrics.json (written last) and every file the run promises are present and
+        readable. A folder with metrics.json that fails this is broken (see ``problem``) and retrained."""
+        return self.metrics.exists() and self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why a folder holding metrics.json is not a usable finished run (None when it is)."""
+        try:
+            met, cfg = json.loads(self.metrics.read_text()), json.loads(self.config.read_text())
+        except FileNotFoundError as exc:
+            return f"{Path(exc.filename).name} is missing"
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            return f"metrics.json or config.json is unreadable ({type(exc).__name__})"
+        if not isinstance(met, dict) or not {"final_test_acc", "global_sparsity"} <= set(met):
+            return "metrics.json lacks final_test_acc/global_sparsity"
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("identity"), dict):
+            return "config.json lacks the run's identity"
+        needed = [self.init, self.final, self.history] + ([self.mask] if cfg["identity"].get("setting") != "pretrain"
+                                                          else [])
+        for f in needed:
+            if not f.exists() or f.stat().st_size == 0:
+                return f"{f.name} is missing or empty"
+        return None
 
     def read_config(self) -> dict:
         return load_json(self.config, "run config")
@@ -146,7 +182,8 @@ class RunDir:
     def check_identity(self, identity: dict) -> None:
         """A folder with this hash must hold this identity (catches edited configs and collisions)."""
         if self.config.exists():
-            found = self.read_config().get("identity")
+            cfg = self.read_config()
+            found = cfg.get("identity") if isinstance(cfg, dict) else None
             if found != json.loads(json.dumps(identity, default=str)):
                 raise ConfigError(f"{self.config}: this run folder holds a different configuration than "
                                   f"the one asked for (edited by hand?). Move or delete {self.path} and run again.")

@@ -1,9 +1,11 @@
-"""The training engine: SGD with a per-iteration LR schedule, masked steps, evaluation every epoch,
-per-epoch checkpoints that resume bit-for-bit, and a progress bar with ETA."""
+"""The training loop: SGD with a per-iteration LR schedule, masked steps, evaluation, per-epoch
+checkpoints that resume bit-for-bit, and one progress line per epoch with ETA.
+
+``train`` is the same loop for one model, a packed group of tickets (``model.n_tickets``) and a DDP
+rank group; its steps are ``_resume``, ``_train_epoch``, ``_record`` and ``_checkpoint``."""
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,36 +15,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+
 from . import distributed as dist
+from .params import Recipe
 from .pruning import MaskEnforcer, Mask
 from .runs import RunDir, atomic_torch_save, load_checkpoint
-
-
-@dataclass
-class Recipe:
-    """Every training hyper-parameter; the defaults are the official CIFAR recipe (SPEC section 5)."""
-    epochs: int = 160
-    lr: float = 0.1
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    wd_on_bn: bool = True          # ImageNet recipe: False (no decay on BN and biases)
-    nesterov: bool = False
-    lr_schedule: str = "multistep"  # 'multistep' (x gamma at milestone fractions) or 'cosine'
-    milestones: list = field(default_factory=lambda: [0.5, 0.75])
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    mixup: float = 0.0             # mixup alpha; 0 = off
-    amp: str = "none"              # 'none', 'bf16' or 'fp16' (fp16 only on CUDA)
-    channels_last: bool = False
-    eval_batch_size: int = 1024
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
@@ -120,6 +97,18 @@ def evaluate(model: nn.Module, batches, device, amp: str = "none") -> tuple[torc
     return (loss / n).cpu(), (100.0 * correct / n).cpu()
 
 
+@dataclass
+class _State:
+    """What a run carries from epoch to epoch (and what a checkpoint holds)."""
+    model: nn.Module                  # as trained (DDP-wrapped when distributed)
+    base: nn.Module                   # the model itself: names, state_dict
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    n_tickets: int                    # 0 for a single model
+    histories: list = field(default_factory=list)  # one list of per-epoch rows per ticket
+    epoch: int = 0                    # epochs done
+
+
 def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, recipe: Recipe,
           device: torch.device, run: RunDir | None = None, desc: str = "train", tag=None):
     """Train ``model`` (already on ``device``, already masked) and return the per-epoch history: a list
@@ -131,86 +120,121 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
     """
     r = recipe
     base = getattr(model, "module", model)  # under DDP: the wrapped model (names, state_dict)
-    n_tickets = getattr(base, "n_tickets", 0)
     opt = make_optimizer(model, r)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, len(train_batches)))
-    enforcer = MaskEnforcer(base, mask)
-    scaler = torch.amp.GradScaler(enabled=(r.amp == "fp16" and device.type == "cuda"))
-    histories, start = [[] for _ in range(max(1, n_tickets))], 0
-    if run is not None and run.checkpoint.exists():
-        ck = load_checkpoint(run.checkpoint, "training checkpoint")
-        if ck.get("tag") == tag:
-            base.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            histories, start = ck["history"], ck["epoch"]
-            if not n_tickets:
-                histories = [histories]
-            print(f"[{desc}] resuming after epoch {start}/{r.epochs} from {run.checkpoint}", flush=True)
-
-    total_it = r.epochs * len(train_batches)
-    tty = sys.stderr.isatty()
-    # headless runs (make sets LTHLIB_PROGRESS=lines) log one line per epoch with ETA instead of a bar
-    quiet_bar = os.environ.get("LTHLIB_PROGRESS") == "lines" or not dist.is_main()
-    bar = tqdm(total=total_it, initial=start * len(train_batches), desc=desc, unit="it", file=sys.stderr,
-               mininterval=0.5 if tty else 30, dynamic_ncols=True, leave=True, disable=quiet_bar)
-    mix_gen = torch.Generator()
-    t_run = time.time()
+    st = _State(model, base, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, len(train_batches))),
+                getattr(base, "n_tickets", 0))
+    st.histories = [[] for _ in range(max(1, st.n_tickets))]
+    _resume(st, run, tag, desc, r.epochs)
+    step = _Step(model, MaskEnforcer(base, mask), opt, st.sched, r, device)
+    t_run, start = time.time(), st.epoch
     for epoch in range(start, r.epochs):
-        model.train()
-        if hasattr(train_batches, "set_epoch"):
-            train_batches.set_epoch(epoch)
-        lr_now = opt.param_groups[0]["lr"]
         t0 = time.time()
-        loss_sum, correct, seen = 0.0, 0, 0
-        mix_gen.manual_seed(1_000_003 * (epoch + 1))
-        for x, y in train_batches:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with _autocast(device, r.amp):
-                if r.mixup > 0:  # mix each image with the reversed batch; one lambda per batch
-                    lam = _beta(r.mixup, mix_gen)
-                    out = _ticket_logits(model(lam * x + (1 - lam) * x.flip(0)))
-                    losses = (lam * _ticket_losses(out.float(), y, r.label_smoothing)
-                              + (1 - lam) * _ticket_losses(out.float(), y.flip(0), r.label_smoothing))
-                else:
-                    out = _ticket_logits(model(x))
-                    losses = _ticket_losses(out.float(), y, r.label_smoothing)
-                loss = losses.sum()
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            enforcer.mask_grads()
-            scaler.step(opt)
-            scaler.update()
-            enforcer.mask_weights()
-            sched.step()
-            loss_sum = loss_sum + losses.detach() * len(y)
-            correct = correct + (out.detach().argmax(2) == y[:, None]).sum(0)
-            seen += len(y)
-            bar.update(1)
+        lr_now = opt.param_groups[0]["lr"]
+        train_loss, train_acc, seen = _train_epoch(step, train_batches, epoch)
         train_time = time.time() - t0
-        if dist.is_distributed():
-            loss_sum, correct = dist.all_reduce_sum(loss_sum), dist.all_reduce_sum(correct)
-            seen = int(dist.all_reduce_sum(torch.tensor(seen, device=device)))
-        test_loss, test_acc = evaluate(model, test_batches, device, r.amp)
-        train_loss, train_acc = (loss_sum / seen).cpu(), (100.0 * correct / seen).cpu()
-        for t, hist in enumerate(histories):
-            hist.append({"epoch": epoch + 1, "lr": lr_now, "train_loss": float(train_loss[t]),
-                         "train_acc": float(train_acc[t]), "test_loss": float(test_loss[t]),
-                         "test_acc": float(test_acc[t]), "train_time_s": train_time,
-                         "epoch_time_s": time.time() - t0, "images_per_s": seen / train_time})
-        row = histories[0][-1]
-        tests = " ".join(f"{float(a):.2f}" for a in test_acc[:8]) + (" ..." if len(test_acc) > 8 else "")
-        bar.set_postfix(ep=f"{epoch + 1}/{r.epochs}", loss=f"{row['train_loss']:.3f}", test=tests, refresh=False)
-        done, elapsed = epoch + 1 - start, time.time() - t_run
-        eta = elapsed / done * (r.epochs - epoch - 1)
-        what = f"{len(histories)} tickets, test {tests}%" if n_tickets else (
-            f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% test {row['test_acc']:.2f}%")
-        if dist.is_main():
-            tqdm.write(f"[{desc}] epoch {epoch + 1}/{r.epochs} lr {lr_now:.4g} {what} | "
-                      f"{row['images_per_s'] * max(1, n_tickets):.0f} img/s, ETA {eta:.0f}s", file=sys.stdout)
+        evaluated = (epoch + 1) % r.eval_every == 0 or epoch + 1 == r.epochs
+        test_loss, test_acc = (evaluate(model, test_batches, device, r.amp) if evaluated
+                               else (_nan(st.n_tickets), _nan(st.n_tickets)))
+        _record(st, epoch, lr_now, train_loss, train_acc, test_loss, test_acc, train_time, t0, seen)
+        _log_epoch(st, desc, r.epochs, start, time.time() - t_run)
         if run is not None and epoch + 1 < r.epochs and dist.is_main():
-            atomic_torch_save({"epoch": epoch + 1, "model": base.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "tag": tag,
-                               "history": histories if n_tickets else histories[0]}, run.checkpoint)
-    bar.close()
-    return histories if n_tickets else histories[0]
+            _checkpoint(st, run, tag)
+    return st.histories if st.n_tickets else st.histories[0]
+
+
+def _nan(n_tickets: int) -> torch.Tensor:
+    return torch.full((max(1, n_tickets),), float("nan"))
+
+
+def _resume(st: _State, run: RunDir | None, tag, desc: str, epochs: int) -> None:
+    if run is None or not run.checkpoint.exists():
+        return
+    ck = load_checkpoint(run.checkpoint, "training checkpoint")
+    if ck.get("tag") != tag:
+        return
+    st.base.load_state_dict(ck["model"])
+    st.opt.load_state_dict(ck["optimizer"])
+    st.sched.load_state_dict(ck["scheduler"])
+    st.histories, st.epoch = ck["history"], ck["epoch"]
+    if not st.n_tickets:
+        st.histories = [st.histories]
+    print(f"[{desc}] resuming after epoch {st.epoch}/{epochs} from {run.checkpoint}", flush=True)
+
+
+def _checkpoint(st: _State, run: RunDir, tag) -> None:
+    atomic_torch_save({"epoch": st.epoch, "model": st.base.state_dict(), "optimizer": st.opt.state_dict(),
+                       "scheduler": st.sched.state_dict(), "tag": tag,
+                       "history": st.histories if st.n_tickets else st.histories[0]}, run.checkpoint)
+
+
+class _Step:
+    """One masked SGD step on a batch: per-ticket losses summed, gradients and weights masked."""
+
+    def __init__(self, model, enforcer: MaskEnforcer, opt, sched, r: Recipe, device):
+        self.model, self.enforcer, self.opt, self.sched, self.r, self.device = model, enforcer, opt, sched, r, device
+        self.scaler = torch.amp.GradScaler(enabled=(r.amp == "fp16" and device.type == "cuda"))
+        self.mix_gen = torch.Generator()
+
+    def losses(self, x, y):
+        r = self.r
+        if r.mixup > 0:  # mix each image with the reversed batch; one lambda per batch
+            lam = _beta(r.mixup, self.mix_gen)
+            out = _ticket_logits(self.model(lam * x + (1 - lam) * x.flip(0)))
+            return out, (lam * _ticket_losses(out.float(), y, r.label_smoothing)
+                         + (1 - lam) * _ticket_losses(out.float(), y.flip(0), r.label_smoothing))
+        out = _ticket_logits(self.model(x))
+        return out, _ticket_losses(out.float(), y, r.label_smoothing)
+
+    def __call__(self, x, y):
+        with _autocast(self.device, self.r.amp):
+            out, losses = self.losses(x, y)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(losses.sum()).backward()
+        self.enforcer.mask_grads()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.enforcer.mask_weights()
+        self.sched.step()
+        return out, losses
+
+
+def _train_epoch(step: _Step, batches, epoch: int):
+    """One epoch: (per-ticket mean loss, accuracy in %, images seen), summed over ranks."""
+    step.model.train()
+    if hasattr(batches, "set_epoch"):
+        batches.set_epoch(epoch)
+    step.mix_gen.manual_seed(1_000_003 * (epoch + 1))
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in batches:
+        x, y = x.to(step.device, non_blocking=True), y.to(step.device, non_blocking=True)
+        out, losses = step(x, y)
+        loss_sum = loss_sum + losses.detach() * len(y)
+        correct = correct + (out.detach().argmax(2) == y[:, None]).sum(0)
+        seen += len(y)
+    if dist.is_distributed():
+        loss_sum, correct = dist.all_reduce_sum(loss_sum), dist.all_reduce_sum(correct)
+        seen = int(dist.all_reduce_sum(torch.tensor(seen, device=step.device)))
+    return (loss_sum / seen).cpu(), (100.0 * correct / seen).cpu(), seen
+
+
+def _record(st: _State, epoch, lr_now, train_loss, train_acc, test_loss, test_acc, train_time, t0, seen) -> None:
+    for t, hist in enumerate(st.histories):
+        hist.append({"epoch": epoch + 1, "lr": lr_now, "train_loss": float(train_loss[t]),
+                     "train_acc": float(train_acc[t]), "test_loss": float(test_loss[t]),
+                     "test_acc": float(test_acc[t]), "train_time_s": train_time,
+                     "epoch_time_s": time.time() - t0, "images_per_s": seen / train_time})
+    st.epoch = epoch + 1
+
+
+def _log_epoch(st: _State, desc: str, epochs: int, start: int, elapsed: float) -> None:
+    """The one progress mechanism, interactive or headless: a line per epoch with rate and ETA."""
+    if not dist.is_main():
+        return
+    row = st.histories[0][-1]
+    accs = [h[-1]["test_acc"] for h in st.histories]
+    tests = " ".join(f"{a:.2f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
+    what = (f"{len(accs)} tickets, test {tests}%" if st.n_tickets else
+            f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% test {row['test_acc']:.2f}%")
+    eta = tqdm.format_interval(elapsed / (st.epoch - start) * (epochs - st.epoch))
+    print(f"[{desc}] epoch {st.epoch}/{epochs} lr {row['lr']:.4g} {what} | "
+          f"{row['images_per_s'] * max(1, st.n_tickets):.0f} img/s, ETA {eta}", file=sys.stdout, flush=True)

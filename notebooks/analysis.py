@@ -22,6 +22,7 @@
 params_file = "params/demo.yaml"  # the grid to analyse
 tol = 0.0  # tolerance (accuracy points) of the matching conditions C1 and C3
 alpha = 0.05  # significance level of the one-sided paired test in C2
+overrides = {}  # any other key of the params schema (make passes SET= and out_root here)
 
 # %%
 
@@ -29,9 +30,9 @@ from IPython.display import Markdown, display
 
 import lthlib
 from lthlib import results as R
-from lthlib.settings import project_path
+from lthlib.runs import project_path
 
-exp = lthlib.from_namespace(globals(), params_file)
+exp = lthlib.load(params_file, overrides)
 df, unfinished = R.collect(exp.out_root, exp.name)
 figures = project_path(exp.out_root) / exp.name / "reports" / "figures"
 if len(df):

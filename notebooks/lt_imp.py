@@ -14,7 +14,7 @@
 # %% [markdown]
 # # LT-IMP: iterative magnitude pruning with rewinding to θ0
 #
-# Round r prunes 20% of the remaining weights (global magnitude over the pruning profile) of round r-1's *trained* weights, then trains θ0 ⊙ m_r with the full recipe. Sparsity after round r is 1 - 0.8^r.
+# Each round prunes a fixed fraction of the remaining weights (global magnitude over the pruning profile) of the previous round's *trained* weights, then trains θ0 ⊙ m with the full recipe.
 #
 # Runs land in `outputs/<grid>/runs/`, one self-describing folder per training run; a finished run is
 # skipped and an interrupted one resumes from its last epoch.
@@ -22,17 +22,21 @@
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: init and data order of the LT runs
+seed = 1  # this notebook's seed: θ0 and the dense run's data order
+overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
 
 # %%
 import lthlib
 from lthlib import results
+from IPython.display import Markdown
 
-exp = lthlib.from_namespace(globals(), params_file)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs")
+exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"This grid: {exp.imp_rounds} rounds of {exp.imp_rate:.0%}; sparsity after round r is 1 - {1 - exp.imp_rate:g}^r, "
+         f"ending at {1 - (1 - exp.imp_rate) ** exp.imp_rounds:.3f}.")
 
 # %%
 runs = lthlib.lt_imp(exp)
 
 # %%
-results.show_runs(runs, title="LT-IMP: iterative magnitude pruning with rewinding to θ0, lr %g, seed %d" % (exp.lr, exp.seed))
+results.show_runs(runs, title=f"LT-IMP, lr {exp.lr:g}, seed {exp.seed}")

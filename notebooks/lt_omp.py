@@ -12,9 +12,9 @@
 # ---
 
 # %% [markdown]
-# # LT-OMP: one-shot mask from θT, applied to θ0
+# # LT-OMP: one-shot magnitude pruning of θT, applied to θ0
 #
-# One-shot global magnitude pruning of the dense model's final weights θT to each sparsity of the grid; the mask is applied to the *initial* weights θ0 and trained with the full recipe.
+# One global magnitude mask of the dense model's trained weights θT per sparsity; the ticket is θ0 ⊙ m trained with the full recipe.
 #
 # Runs land in `outputs/<grid>/runs/`, one self-describing folder per training run; a finished run is
 # skipped and an interrupted one resumes from its last epoch.
@@ -22,17 +22,20 @@
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: init and data order of the LT runs
+seed = 1  # this notebook's seed: θ0 and the dense run's data order
+overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
 
 # %%
 import lthlib
 from lthlib import results
+from IPython.display import Markdown
 
-exp = lthlib.from_namespace(globals(), params_file)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs")
+exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"Sparsities: {', '.join(f'{s:g}' for s in exp.sparsities)}.")
 
 # %%
 runs = lthlib.lt_omp(exp)
 
 # %%
-results.show_runs(runs, title="LT-OMP: one-shot mask from θT, applied to θ0, lr %g, seed %d" % (exp.lr, exp.seed))
+results.show_runs(runs, title=f"LT-OMP, lr {exp.lr:g}, seed {exp.seed}")

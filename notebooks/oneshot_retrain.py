@@ -14,7 +14,7 @@
 # %% [markdown]
 # # One-shot prune + retrain (LR rewinding)
 #
-# One-shot global magnitude pruning of θT, then the *trained* weights θT ⊙ m are retrained with the full recipe restarted at the initial learning rate.
+# The LT-OMP mask on the *trained* weights: θT ⊙ m retrained with the full recipe restarted at the initial learning rate. The comparison that asks whether θ0 matters at all.
 #
 # Runs land in `outputs/<grid>/runs/`, one self-describing folder per training run; a finished run is
 # skipped and an interrupted one resumes from its last epoch.
@@ -22,17 +22,20 @@
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: init and data order of the LT runs
+seed = 1  # this notebook's seed: θ0 and the dense run's data order
+overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
 
 # %%
 import lthlib
 from lthlib import results
+from IPython.display import Markdown
 
-exp = lthlib.from_namespace(globals(), params_file)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs")
+exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"Sparsities: {', '.join(f'{s:g}' for s in exp.sparsities)}; retrained {exp.epochs} epochs from lr {exp.lr:g}.")
 
 # %%
 runs = lthlib.oneshot_retrain(exp)
 
 # %%
-results.show_runs(runs, title="One-shot prune + retrain (LR rewinding), lr %g, seed %d" % (exp.lr, exp.seed))
+results.show_runs(runs, title=f"One-shot prune + retrain, lr {exp.lr:g}, seed {exp.seed}")

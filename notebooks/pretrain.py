@@ -12,9 +12,9 @@
 # ---
 
 # %% [markdown]
-# # Pretraining (dense)
+# # Pretraining: the dense model, θ0 and θT
 #
-# Dense training from θ0 with the full recipe. θ0 is saved as `init.pt` and θT as `final.pt`: every LT run starts from exactly θ0 ⊙ mask, and LT-OMP / one-shot masks come from θT.
+# Trains the dense network from its initialization θ0 with the full recipe and keeps θ0 (`init.pt`) and the trained weights θT (`final.pt`): every other setting starts from one of them or prunes θT.
 #
 # Runs land in `outputs/<grid>/runs/`, one self-describing folder per training run; a finished run is
 # skipped and an interrupted one resumes from its last epoch.
@@ -22,17 +22,20 @@
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: init and data order of the LT runs
+seed = 1  # this notebook's seed: θ0 and the dense run's data order
+overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
 
 # %%
 import lthlib
 from lthlib import results
+from IPython.display import Markdown
 
-exp = lthlib.from_namespace(globals(), params_file)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs")
+exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"{exp.epochs} epochs at lr {exp.lr:g}, batch {exp.batch_size}, LR x{exp.gamma:g} at {exp.milestones} of training.")
 
 # %%
-runs = [lthlib.pretrain(exp)]
+runs = lthlib.pretrain(exp)
 
 # %%
-results.show_runs(runs, title="Pretraining (dense), lr %g, seed %d" % (exp.lr, exp.seed))
+results.show_runs(runs, title=f"Pretraining (dense), lr {exp.lr:g}, seed {exp.seed}")

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Random pruning
 #
-# A random mask with the same per-layer density as the LT-OMP mask (`random_mode: layerwise`) or uniform over the prunable weights (`global`), applied to θ0 and trained with the full recipe. Our addition to the study's settings.
+# A random mask on θ0: with `random_mode: layerwise` it keeps the LT-OMP mask's per-layer densities, with `global` it is uniform over the prunable pool. The floor a structured mask must beat.
 #
 # Runs land in `outputs/<grid>/runs/`, one self-describing folder per training run; a finished run is
 # skipped and an interrupted one resumes from its last epoch.
@@ -22,17 +22,20 @@
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: init and data order of the LT runs
+seed = 1  # this notebook's seed: θ0 and the dense run's data order
+overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
 
 # %%
 import lthlib
 from lthlib import results
+from IPython.display import Markdown
 
-exp = lthlib.from_namespace(globals(), params_file)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs")
+exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"Mode: **{exp.random_mode}**; sparsities: {', '.join(f'{s:g}' for s in exp.sparsities)}.")
 
 # %%
 runs = lthlib.random_prune(exp)
 
 # %%
-results.show_runs(runs, title="Random pruning, lr %g, seed %d" % (exp.lr, exp.seed))
+results.show_runs(runs, title=f"Random pruning, lr {exp.lr:g}, seed {exp.seed}")

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Random re-initialization (RR-IMP / RR-OMP)
 #
-# The LT masks (from LT-IMP rounds or LT-OMP) on a *fresh* initialization θ0' (seed + `rr_seed_offset`). By default only the init changes, so LT vs RR is a paired comparison on the same data order (`rr_changes_data: true` reproduces the official code, where one seed changes both).
+# The LT masks (from the LT-IMP rounds or LT-OMP) on a *fresh* initialization θ0'. LT vs RR is the study's question: does the original init matter once the mask is fixed?
 #
 # Runs land in `outputs/<grid>/runs/`, one self-describing folder per training run; a finished run is
 # skipped and an interrupted one resumes from its last epoch.
@@ -22,18 +22,23 @@
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: init and data order of the LT runs
-mask_from = "imp"  # "imp": the LT-IMP masks of every round; "omp": the LT-OMP masks
+seed = 1  # this notebook's seed: θ0 and the dense run's data order
+overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
+mask_from = "imp"  # "imp": the masks of every LT-IMP round; "omp": the LT-OMP masks
 
 # %%
 import lthlib
 from lthlib import results
+from IPython.display import Markdown
 
-exp = lthlib.from_namespace(globals(), params_file)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs")
+exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"θ0' has init seed {exp.seed} + {exp.rr_seed_offset}. "
+         + ("RR changes the data order too (official behaviour)." if exp.rr_changes_data else
+            f"RR trains on the same data order as the LT runs ({exp.data_order}), so LT vs RR is paired."))
 
 # %%
 runs = lthlib.rr(exp, mask_from)
 
 # %%
-results.show_runs(runs, title="Random re-initialization (RR-IMP / RR-OMP), lr %g, seed %d" % (exp.lr, exp.seed))
+results.show_runs(runs, title=f"Random re-initialization, lr {exp.lr:g}, seed {exp.seed}")

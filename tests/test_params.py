@@ -1,7 +1,12 @@
+"""The typed schema: every bad value is refused with the file and key named; identities are stable."""
+import math
+
 import pytest
 
 import lthlib as L
-from lthlib.params import load_params_file, make_experiment, from_namespace
+from lthlib import params as P
+from lthlib.engine import RunSpec, run_dir
+from lthlib.models import load_profile
 
 
 def write(tmp_path, text, name="grid.yaml"):
@@ -12,8 +17,9 @@ def write(tmp_path, text, name="grid.yaml"):
 
 def test_valid_file_loads(tmp_path):
     p = write(tmp_path, "name: g\nmodel: resnet20\ndataset: cifar10\nlrs: [0.1, 0.01]\nseeds: [1, 2]\nepochs: 3\n")
-    exp = make_experiment(p, seed=2)
+    exp = P.load(p, seed=2)
     assert exp.model == "resnet20" and exp.lrs == [0.1, 0.01] and exp.seed == 2 and exp.epochs == 3
+    assert exp.recipe().epochs == 3 and isinstance(exp.recipe(), P.Recipe)
 
 
 @pytest.mark.parametrize("text,match", [
@@ -23,31 +29,84 @@ def test_valid_file_loads(tmp_path):
     ("lr: true\n", r"key 'lr' must be a number"),
     ("lrs: 0.1\n", r"key 'lrs' must be a list of numbers"),
     ("model: resnet21\n", r"key 'model' = 'resnet21' is not one of"),
-    ("sparsities: [0.5, 1.0]\n", r"key 'sparsities' values must lie in \[0, 1\)"),
-    ("settings: [lt_imp, lt_xmp]\n", r"unknown setting 'lt_xmp'"),
+    ("sparsities: [0.5, 1.0]\n", r"key 'sparsities' values must be < 1"),
+    ("settings: [lt_imp, lt_xmp]\n", r"key 'settings' = 'lt_xmp' is not one of"),
     ("epochs: [1\n", r"grid\.yaml: not valid YAML"),
     ("- a\n- b\n", r"grid\.yaml: a params file must be a mapping"),
     ("dataset: imagenet\nmodel: resnet20\n", r"ImageNet runs use resnet18 or resnet50"),
+    # validation gaps found by review (issue 11, items 4, 5, 10)
+    ("lr: .nan\n", r"key 'lr' must be a finite number"),
+    ("lrs: [.inf]\n", r"key 'lrs' must be a finite number"),
+    ("milestones: [1.5, -2]\n", r"key 'milestones' values must be <= 1"),
+    ("label_smoothing: 3\n", r"key 'label_smoothing' value must be < 1"),
+    ("device: gpu0\n", r"key 'device' = 'gpu0' must match"),
+    ("epochs: 2\nepochs: 3\n", r"grid\.yaml: key 'epochs' appears twice \(line 2\)"),
+    ("lrs: []\n", r"key 'lrs' is empty"),
+    ("seeds: []\n", r"key 'seeds' is empty"),
+    ("settings: []\n", r"key 'settings' is empty"),
+    ("sparsities: [0.5, 0.5]\n", r"key 'sparsities' lists a value twice"),
+    ("seeds: [1, 1]\n", r"key 'seeds' lists a value twice"),
+    ("name: ../../elsewhere\n", r"key 'name' = '../../elsewhere' must match .* \(a plain name, not a path\)"),
+    ("name: /tmp/x\n", r"key 'name' = '/tmp/x' must match"),
+    ("name: x$(shell touch pwned)\n", r"key 'name' .* must match"),
+    ("amp: fp16\npack: on\n", r"fp16 with packing would share one loss scale"),
+    ("data_order: fresh\nrr_changes_data: true\n", r"key 'data_order' fresh .* Set one of them"),
 ])
 def test_bad_params_files_name_the_file_and_key(tmp_path, text, match):
     with pytest.raises(L.ConfigError, match=match):
-        make_experiment(write(tmp_path, text))
+        P.load(write(tmp_path, text))
 
 
 def test_missing_file_and_bad_override(tmp_path):
     with pytest.raises(L.ConfigError, match="nope.yaml: params file not found"):
-        load_params_file(tmp_path / "nope.yaml")
+        P.load_params_file(tmp_path / "nope.yaml")
     with pytest.raises(L.ConfigError, match=r"\(overrides\): key 'seed' must be a int"):
-        make_experiment(None, seed="1")
+        P.load(None, seed="1")
+    with pytest.raises(L.ConfigError, match=r"\(overrides\): unknown key 'epochz'. Did you mean 'epochs'"):
+        P.load(None, {"epochz": 3})
 
 
-def test_from_namespace_takes_schema_keys_and_checks_the_file(tmp_path):
-    ns = {"model": "lenet5", "lr": 0.01, "seed": 3, "x": object(), "epochs": 2}
-    exp = from_namespace(ns)
-    assert exp.lr == 0.01 and exp.seed == 3 and exp.epochs == 2
-    bad = write(tmp_path, "epochz: 3\n")
-    with pytest.raises(L.ConfigError, match="grid.yaml: unknown key 'epochz'. Did you mean 'epochs'"):
-        from_namespace(ns, bad)
+def test_yaml_on_off_are_taken_as_the_words_written(tmp_path):
+    """YAML 1.1 reads `pack: on` as True: the documented values must still work (issue 11.11)."""
+    assert P.load(write(tmp_path, "pack: on\n")).pack == "on"
+    assert P.load(write(tmp_path, "pack: off\n")).pack == "off"
+    assert P.load(None, {"pack": True}).pack == "on"
+    with pytest.raises(L.ConfigError, match="key 'wd_on_bn' must be a bool"):
+        P.load(None, wd_on_bn="on")
+
+
+def test_ints_are_numbers_and_hash_like_floats(tmp_path):
+    """weight_decay: 0 and 0.0 (or papermill's `-p lr 1`) are one run, not two (issue 11.7)."""
+    a, b = P.load(None, weight_decay=0, lr=1), P.load(None, weight_decay=0.0, lr=1.0)
+    assert isinstance(a.weight_decay, float) and isinstance(a.lr, float)
+    profile = load_profile(a.model)
+    spec = RunSpec("pretrain", 1, 1, start=lambda m: m.state_dict())
+    assert run_dir(a, spec, profile)[0].name == run_dir(b, spec, profile)[0].name
+
+
+def test_identity_is_derived_from_field_metadata():
+    exp = P.load(None)
+    ident = P.identity(exp)
+    assert {"lr", "epochs", "model", "dataset", "milestones", "prune_cap"} <= set(ident)
+    # runtime and grid fields never change a result; options added later count only when set
+    assert not {"threads", "device", "out_root", "name", "lrs", "seeds", "pack", "seed"} & set(ident)
+    assert not {"mixup", "data_order", "eval_every"} & set(ident)
+    assert P.identity(P.load(None, mixup=0.2))["mixup"] == 0.2
+    assert P.identity(P.load(None, data_order="fresh"))["data_order"] == "fresh"
+    # every field is documented and typed
+    for key, typ, default, doc in P.describe():
+        assert doc and typ, key
+
+
+def test_run_names_of_earlier_code_are_pinned():
+    """Names of runs made by the landed code stay the same, so its finished runs are found again: the
+    old LeNet-5 demo grid's dense run, as that code named it (a model whose init scheme changed gets a
+    new name on purpose: see test_models)."""
+    exp = P.load(None, name="demo", model="lenet5", dataset="fashion_mnist", n_train=12000, epochs=10,
+                 batch_size=64, lrs=[0.1, 0.01], seeds=[1, 2], imp_rounds=4, sparsities=[0.36, 0.59],
+                 threads=1, lr=0.1, seed=1)
+    pre = run_dir(exp, RunSpec("pretrain", 1, 1, start=None), load_profile("lenet5"))[0]
+    assert pre.name == "pretrain-lenet5-fashion_mnist-lr0.1-s1-ce0560a0"
 
 
 def test_repo_params_files_are_valid():
@@ -55,4 +114,5 @@ def test_repo_params_files_are_valid():
     files = sorted(Path(__file__).resolve().parent.parent.joinpath("params").glob("*.yaml"))
     assert files, "params/*.yaml missing"
     for f in files:
-        make_experiment(f)
+        P.load(f)
+        assert not math.isnan(P.load(f).lr)

@@ -1,0 +1,289 @@
+"""The run engine: turns a ``RunSpec`` (what a training run starts from, which mask, which seeds) into a
+finished run folder, once.
+
+A run's folder name and hash derive from its identity (``params.identity`` of the experiment plus the
+spec). A finished run is skipped (after checking the folder holds the identity asked for), an unfinished
+one is trained under a per-folder lock and resumes from its last epoch checkpoint; with packing, the
+unfinished runs that share a data order train together. ``lthlib.settings`` says *what* to train (the
+protocol); this module says *how*.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import data as D
+from . import distributed as dist
+from . import packing
+from .models import MODELS, build_model, load_profile, profile_hash
+from .params import Experiment, identity as exp_identity
+from .pruning import apply_mask, check_mask, global_sparsity, sparsity_table
+from .runs import (RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, code_version, config_hash,
+                   fmt_num, project_path)
+from .training import train
+
+
+def runs_dir(exp: Experiment) -> Path:
+    return project_path(exp.out_root) / exp.name / "runs"
+
+
+# ----------------------------------------------------------------------------- data cache
+_DATA_CACHE: dict = {}
+
+
+def _data(exp: Experiment):
+    root = project_path(exp.data_root)
+    key = (exp.dataset, str(root), exp.n_train, exp.n_test, exp.subset_seed)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = D.load_data(exp.dataset, root, exp.n_train or None, exp.n_test or None,
+                                       exp.subset_seed, exp.download)
+    return _DATA_CACHE[key]
+
+
+def _geometry(exp: Experiment):
+    spec = D.check_dataset_name(exp.dataset)
+    return spec["channels"], spec["classes"], spec["size"]
+
+
+def new_model(exp: Experiment, init_seed: int):
+    c, k, s = _geometry(exp)
+    return build_model(exp.model, c, k, s, init_seed=init_seed)
+
+
+# ----------------------------------------------------------------------------- one training run
+@dataclass
+class RunSpec:
+    """One training run to do: where its weights and mask come from."""
+    setting: str
+    init_seed: int
+    data_seed: int
+    start: Callable  # start(model) -> state_dict to start from (before masking)
+    mask_fn: Callable | None = None  # () -> mask, or None for a dense run
+    sparsity: float | None = None
+    round_: int | None = None
+    sources: dict = field(default_factory=dict)
+
+
+def run_identity(exp: Experiment, spec: RunSpec, profile: list[str]) -> dict:
+    """Everything that changes this run's result: the experiment's identity fields, the run's seeds,
+    sparsity or round, the pruning profile, the model's init scheme and where its mask and weights come
+    from."""
+    ident = {"setting": spec.setting, **exp_identity(exp), "init_seed": spec.init_seed,
+             "data_seed": spec.data_seed, "sparsity": spec.sparsity, "round": spec.round_,
+             "profile": profile_hash(profile), **spec.sources}
+    init = MODELS[exp.model].get("init")
+    if init:  # a model whose init scheme changed after runs existed: old runs no longer match
+        ident["init"] = init
+    return ident
+
+
+def run_dir(exp: Experiment, spec: RunSpec, profile: list[str]) -> tuple[RunDir, dict]:
+    ident = run_identity(exp, spec, profile)
+    parts = [spec.setting, exp.model, exp.dataset, f"lr{fmt_num(exp.lr)}", f"s{exp.seed}"]
+    if spec.round_ is not None:
+        parts.append(f"r{spec.round_:02d}")
+    elif spec.sparsity is not None:
+        parts.append(f"sp{spec.sparsity:.3f}")
+    return RunDir(runs_dir(exp) / f"{'-'.join(parts)}-{config_hash(ident)}"), ident
+
+
+def _use_packing(exp: Experiment, device: torch.device) -> bool:
+    return exp.pack == "on" or (exp.pack == "auto" and device.type == "cuda")
+
+
+def execute(exp: Experiment, setting: str, **kw) -> RunDir:
+    """Train one run unless it is finished (see RunSpec for the keywords)."""
+    return execute_many(exp, [RunSpec(setting, **kw)])[0]
+
+
+def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
+    """Train every unfinished run of ``specs``; finished ones are skipped. With packing on (``pack``:
+    'on', or 'auto' on CUDA), unfinished runs sharing a data order train together in packs of up to
+    ``pack_size`` tickets; otherwise one after another."""
+    profile = load_profile(exp.model)
+    planned = [(run_dir(exp, spec, profile), spec) for spec in specs]
+    dist.barrier()  # under torchrun: every rank sees the same finished runs
+    todo, seen = [], set()
+    for (rd, identity), spec in planned:
+        if rd.path in seen:  # the same run asked for twice: train (and lock) it once
+            continue
+        seen.add(rd.path)
+        if rd.finished():
+            rd.check_identity(identity)
+        else:
+            _report_broken(rd)
+            todo.append((rd, identity, spec))
+    if exp.threads:
+        torch.set_num_threads(exp.threads)
+    device = dist.device_for_rank(exp.device)
+    set_determinism(exp, device)
+    if _use_packing(exp, device) and len(todo) > 1:
+        by_seed: dict = {}
+        for item in todo:
+            by_seed.setdefault(item[2].data_seed, []).append(item)
+        for items in by_seed.values():
+            for i in range(0, len(items), exp.pack_size):
+                _locked(items[i:i + exp.pack_size], lambda chunk: _train_pack(exp, chunk, profile, device))
+    else:
+        for item in todo:
+            _locked([item], lambda chunk: _train_pack(exp, chunk, profile, device))
+    return [rd for (rd, _), _ in planned]
+
+
+def _report_broken(rd: RunDir) -> None:
+    """A folder that claims to be finished but is not: say so, and make it unfinished (retrained)."""
+    if rd.metrics.exists() and dist.is_main():
+        print(f"{rd.path}: broken run ({rd.problem()}); training it again", flush=True)
+        rd.metrics.unlink(missing_ok=True)
+
+
+def set_determinism(exp: Experiment, device: torch.device) -> dict:
+    """Apply the run's reproducibility switches; returns what was set (recorded in config.json). CPU
+    runs at a fixed thread count are bitwise repeatable anyway; on CUDA only ``deterministic: true``
+    makes them so (deterministic kernels, TF32 off, a fixed cuBLAS workspace, no cuDNN autotuning)."""
+    if exp.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(exp.deterministic, warn_only=False)
+    torch.backends.cudnn.deterministic = exp.deterministic
+    torch.backends.cudnn.benchmark = exp.cudnn_benchmark and not exp.deterministic and device.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = not exp.deterministic and torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = not exp.deterministic
+    return {"deterministic": exp.deterministic, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "tf32": torch.backends.cudnn.allow_tf32,
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+
+
+def _locked(items, fn) -> None:
+    """Run ``fn(unfinished items)`` holding the locks of all their run folders (in name order). Under
+    torchrun the rank group is the one writer (rank 0) and takes no file locks."""
+    if dist.is_distributed():
+        fn(items)
+        dist.barrier()  # rank 0's files are written before anyone reads them
+        return
+    with contextlib.ExitStack() as stack:
+        for rd, _, _ in sorted(items, key=lambda it: it[0].name):
+            stack.enter_context(rd.lock())
+        left = []
+        for rd, identity, spec in items:
+            if rd.finished():  # another process finished it while we waited
+                rd.check_identity(identity)
+            else:
+                _report_broken(rd)
+                left.append((rd, identity, spec))
+        if left:
+            fn(left)
+
+
+def _loaders(exp: Experiment, data_seed: int, device, mf):
+    r, w = dist.rank(), dist.world()
+    if exp.dataset == "imagenet":  # folder of JPEGs: a DataLoader with workers
+        torch.manual_seed(data_seed)
+        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+        train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, workers,
+                                                exp.eval_batch_size, exp.augment, data_seed, r, w)
+        return train_b, test_b, len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root))
+    train_data, test_data = _data(exp)
+    spec = D.DATASETS[exp.dataset]
+    train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
+                        spec["pad"], spec["flip"], data_seed, device, mf, r, w)
+    test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
+                       memory_format=mf, rank=r, world=w)
+    return train_b, test_b, len(train_data), len(test_data), train_data.source
+
+
+def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, data_info):
+    """Build the run's model at its start point (masked), write config.json, init.pt and mask.pt."""
+    model = new_model(exp, spec.init_seed)
+    model.load_state_dict(spec.start(model))
+    mask = dist.broadcast_mask(spec.mask_fn() if spec.mask_fn else None)
+    if mask is not None:
+        check_mask(mask, model, profile, source=f"mask for {rd.name}")
+        apply_mask(model, mask)
+    if not dist.is_main():
+        return model, mask
+    n_train, n_test, source = data_info
+    record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
+              "device": str(device), "processes": dist.world(), "torch": torch.__version__,
+              "code_version": code_version(), "determinism": set_determinism(exp, device),
+              "python": platform.python_version(), "host": platform.node(), "data_source": source,
+              "profile": profile, "n_train_used": n_train, "n_test_used": n_test}
+    atomic_write_json(rd.config, record)
+    atomic_torch_save({k: v.detach().clone() for k, v in model.state_dict().items()}, rd.init)
+    if mask is not None:
+        atomic_torch_save(mask, rd.mask)
+    return model, mask
+
+
+def _train_pack(exp, items, profile, device) -> None:
+    """Train ``items`` (run folder, identity, spec) together: one model, or a packed group."""
+    mf = torch.channels_last if exp.channels_last else torch.contiguous_format
+    train_b, test_b, *data_info = _loaders(exp, items[0][2].data_seed, device, mf)
+    built = [_prepare(exp, rd, identity, spec, profile, device, data_info) for rd, identity, spec in items]
+    names = [rd.name for rd, _, _ in items]
+    if len(items) == 1:
+        model, mask = built[0]
+        tag = None
+    else:
+        model = packing.pack([m for m, _ in built])
+        masks = [m for _, m in built]
+        mask = None if masks[0] is None else {
+            f"inner.{k}": v for k, v in packing.pack_tensors(masks, model.layout).items()}
+        tag = names
+    model.to(device, memory_format=mf)
+    if exp.compile:  # compile the forward only: parameter names (checkpoints) stay as they are
+        model.forward = torch.compile(model.forward)
+    first = items[0][0]
+    t0 = time.time()
+    desc = names[0][:48] if len(items) == 1 else f"pack of {len(items)}: {names[0][:36]}"
+    history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(), device, first, desc=desc,
+                    tag=tag)
+    wall = time.time() - t0
+    if not dist.is_main():
+        return
+    if len(items) == 1:
+        finals, histories = [{k: v.detach().cpu().clone() for k, v in model.state_dict().items()}], [history]
+    else:
+        finals, histories = packing.unpack_state(model), history
+    for (rd, _, spec), (_, m), final, hist in zip(items, built, finals, histories):
+        _finish(rd, spec, m, final, hist, wall, data_info[0], device, names if len(items) > 1 else None)
+    if first.checkpoint.exists():
+        first.checkpoint.unlink()
+
+
+def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], wall: float, n_train: int,
+            device, packed_with) -> None:
+    if mask is not None:  # the invariant the whole study rests on
+        for n, m in mask.items():
+            if bool((final[n][~m] != 0).any()):
+                raise RuntimeError(f"{rd.name}: pruned weights of {n} are not zero after training")
+    atomic_torch_save(final, rd.final)
+    atomic_write_csv(rd.history, history)
+    best = max(history, key=lambda h: h["test_acc"])
+    table = sparsity_table(mask) if mask is not None else []
+    metrics = {
+        "final_test_acc": history[-1]["test_acc"], "final_train_acc": history[-1]["train_acc"],
+        "final_test_loss": history[-1]["test_loss"],
+        "best_test_acc_secondary": best["test_acc"], "best_epoch_secondary": best["epoch"],
+        "global_sparsity": global_sparsity(mask) if mask is not None else 0.0,
+        "layer_sparsity": {r["layer"]: r["sparsity"] for r in table},
+        "wall_time_s": wall,
+        "train_images_per_s": n_train * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
+        "epochs": len(history), "torch": torch.__version__, "device": str(device),
+        "threads": torch.get_num_threads(), "processes": dist.world(), "setting": spec.setting,
+        "packed_with": packed_with,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if rd.checkpoint.exists():
+        rd.checkpoint.unlink()
+    atomic_write_json(rd.metrics, metrics)  # last: marks the run finished
+
+
