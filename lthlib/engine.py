@@ -10,6 +10,7 @@ protocol); this module says *how*.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import time
@@ -95,8 +96,32 @@ def run_dir(exp: Experiment, spec: RunSpec, profile: list[str]) -> tuple[RunDir,
     return RunDir(runs_dir(exp) / f"{'-'.join(parts)}-{config_hash(ident)}"), ident
 
 
-def _use_packing(exp: Experiment, device: torch.device) -> bool:
-    return exp.pack == "on" or (exp.pack == "auto" and device.type == "cuda")
+@dataclass
+class Job:
+    """An unfinished run to train: its experiment (cell), folder, identity and spec."""
+    exp: Experiment
+    rd: RunDir
+    identity: dict
+    spec: RunSpec
+
+
+class Deferred(Exception):
+    """Raised inside ``collecting()``: a setting reached runs that are not finished yet (recorded)."""
+
+
+_COLLECT: list | None = None
+
+
+@contextlib.contextmanager
+def collecting(into: list):
+    """Within this block settings do not train: ``execute_many`` appends its unfinished runs to ``into``
+    as Jobs and raises Deferred (the grid scheduler then trains them in packs across cells)."""
+    global _COLLECT
+    previous, _COLLECT = _COLLECT, into
+    try:
+        yield into
+    finally:
+        _COLLECT = previous
 
 
 def execute(exp: Experiment, setting: str, **kw) -> RunDir:
@@ -105,37 +130,55 @@ def execute(exp: Experiment, setting: str, **kw) -> RunDir:
 
 
 def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
-    """Train every unfinished run of ``specs``; finished ones are skipped. With packing on (``pack``:
-    'on', or 'auto' on CUDA), unfinished runs sharing a data order train together in packs of up to
-    ``pack_size`` tickets; otherwise one after another."""
+    """Train every unfinished run of ``specs`` (see ``train_jobs``); finished ones are skipped."""
     profile = load_profile(exp.model)
-    planned = [(run_dir(exp, spec, profile), spec) for spec in specs]
+    planned = [run_dir(exp, spec, profile) + (spec,) for spec in specs]
     dist.barrier()  # under torchrun: every rank sees the same finished runs
     todo, seen = [], set()
-    for (rd, identity), spec in planned:
+    for rd, identity, spec in planned:
         if rd.path in seen:  # the same run asked for twice: train (and lock) it once
             continue
         seen.add(rd.path)
         if rd.finished():
             rd.check_identity(identity)
         else:
-            _report_broken(rd)
-            todo.append((rd, identity, spec))
+            todo.append(Job(exp, rd, identity, spec))
+    if _COLLECT is not None and todo:
+        _COLLECT.extend(todo)
+        raise Deferred(f"{len(todo)} runs of {specs[0].setting} to train")
+    train_jobs(todo)
+    return [rd for rd, _, _ in planned]
+
+
+def pack_key(job: Job) -> str:
+    """Jobs with equal keys can train in one pack: same model, data and recipe but for the learning rate
+    and the data order (per-ticket lrs and batches; a folder dataset packs one data order only)."""
+    ident = {k: v for k, v in exp_identity(job.exp).items() if k not in ("lr", "data_order")}
+    if job.exp.dataset == "imagenet":
+        ident["data_seed"] = job.spec.data_seed
+    return json.dumps([ident, job.exp.data_root, job.exp.device], sort_keys=True, default=str)
+
+
+def train_jobs(jobs: list[Job]) -> None:
+    """Train ``jobs``. With packing on (``pack``: 'on', or 'auto' on CUDA) jobs that share a pack key
+    train together in packs of up to ``pack_size`` tickets; otherwise one after another."""
+    if not jobs:
+        return
+    exp = jobs[0].exp
     if exp.threads:
         torch.set_num_threads(exp.threads)
     device = dist.device_for_rank(exp.device)
     set_determinism(exp, device)
-    if _use_packing(exp, device) and len(todo) > 1:
-        by_seed: dict = {}
-        for item in todo:
-            by_seed.setdefault(item[2].data_seed, []).append(item)
-        for items in by_seed.values():
-            for i in range(0, len(items), exp.pack_size):
-                _locked(items[i:i + exp.pack_size], lambda chunk: _train_pack(exp, chunk, profile, device))
+    profile = load_profile(exp.model)
+    if exp.pack == "on" or (exp.pack == "auto" and device.type == "cuda"):
+        groups: dict = {}
+        for job in jobs:
+            groups.setdefault(pack_key(job), []).append(job)
+        chunks = [g[i:i + exp.pack_size] for g in groups.values() for i in range(0, len(g), exp.pack_size)]
     else:
-        for item in todo:
-            _locked([item], lambda chunk: _train_pack(exp, chunk, profile, device))
-    return [rd for (rd, _), _ in planned]
+        chunks = [[job] for job in jobs]
+    for chunk in chunks:
+        _locked(chunk, lambda left: _train_pack(left, profile, device))
 
 
 def _report_broken(rd: RunDir) -> None:
@@ -170,34 +213,55 @@ def _locked(items, fn) -> None:
         dist.barrier()  # rank 0's files are written before anyone reads them
         return
     with contextlib.ExitStack() as stack:
-        for rd, _, _ in sorted(items, key=lambda it: it[0].name):
-            stack.enter_context(rd.lock())
+        for job in sorted(items, key=lambda j: j.rd.name):
+            stack.enter_context(job.rd.lock())
         left = []
-        for rd, identity, spec in items:
-            if rd.finished():  # another process finished it while we waited
-                rd.check_identity(identity)
+        for job in items:
+            if job.rd.finished():  # another process finished it while we waited
+                job.rd.check_identity(job.identity)
             else:
-                _report_broken(rd)
-                left.append((rd, identity, spec))
+                _report_broken(job.rd)
+                left.append(job)
         if left:
             fn(left)
 
 
-def _loaders(exp: Experiment, data_seed: int, device, mf):
+def _workers(device) -> int:
+    return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+
+
+def _train_batches(exp: Experiment, data_seed: int, device, mf):
     r, w = dist.rank(), dist.world()
     if exp.dataset == "imagenet":  # folder of JPEGs: a DataLoader with workers
         torch.manual_seed(data_seed)
-        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
-        train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, workers,
-                                                exp.eval_batch_size, exp.augment, data_seed, r, w)
-        return train_b, test_b, len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root))
+        return D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, _workers(device),
+                                  exp.eval_batch_size, exp.augment, data_seed, r, w)[0]
+    spec = D.DATASETS[exp.dataset]
+    return D.Batches(_data(exp)[0], exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
+                     spec["pad"], spec["flip"], data_seed, device, mf, r, w)
+
+
+def _test_batches(exp: Experiment, device, mf):
+    """(test batches, (n_train, n_test, data source))."""
+    r, w = dist.rank(), dist.world()
+    if exp.dataset == "imagenet":
+        train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, _workers(device),
+                                                exp.eval_batch_size, exp.augment, 0, r, w)
+        return test_b, (len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root)))
     train_data, test_data = _data(exp)
     spec = D.DATASETS[exp.dataset]
-    train_b = D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
-                        spec["pad"], spec["flip"], data_seed, device, mf, r, w)
     test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
                        memory_format=mf, rank=r, world=w)
-    return train_b, test_b, len(train_data), len(test_data), train_data.source
+    return test_b, (len(train_data), len(test_data), train_data.source)
+
+
+def _pack_batches(jobs: list[Job], device, mf):
+    """One data order for all: its batches. Several: each ticket its own (``TicketBatches``)."""
+    seeds = sorted({j.spec.data_seed for j in jobs})
+    loaders = [_train_batches(jobs[0].exp, s, device, mf) for s in seeds]
+    if len(seeds) == 1:
+        return loaders[0]
+    return packing.TicketBatches(loaders, [seeds.index(j.spec.data_seed) for j in jobs])
 
 
 def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, data_info):
@@ -223,40 +287,37 @@ def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, da
     return model, mask
 
 
-def _train_pack(exp, items, profile, device) -> None:
-    """Train ``items`` (run folder, identity, spec) together: one model, or a packed group."""
+def _train_pack(jobs: list[Job], profile, device) -> None:
+    """Train ``jobs`` together: one model, or a packed group (per-ticket data orders and lrs)."""
+    exp = jobs[0].exp
     mf = torch.channels_last if exp.channels_last else torch.contiguous_format
-    train_b, test_b, *data_info = _loaders(exp, items[0][2].data_seed, device, mf)
-    built = [_prepare(exp, rd, identity, spec, profile, device, data_info) for rd, identity, spec in items]
-    names = [rd.name for rd, _, _ in items]
-    if len(items) == 1:
-        model, mask = built[0]
-        tag = None
-    else:
+    test_b, data_info = _test_batches(exp, device, mf)
+    built = [_prepare(j.exp, j.rd, j.identity, j.spec, profile, device, data_info) for j in jobs]
+    names = [j.rd.name for j in jobs]
+    model, mask, tag = built[0][0], built[0][1], None
+    if len(jobs) > 1:
         model = packing.pack([m for m, _ in built])
-        masks = [m for _, m in built]
-        mask = None if masks[0] is None else {
-            f"inner.{k}": v for k, v in packing.pack_tensors(masks, model.layout).items()}
+        model.memory_format = mf
+        mask = None if built[0][1] is None else {
+            f"inner.{k}": v for k, v in packing.pack_tensors([m for _, m in built], model.layout).items()}
         tag = names
     model.to(device, memory_format=mf)
     if exp.compile:  # compile the forward only: parameter names (checkpoints) stay as they are
         model.forward = torch.compile(model.forward)
-    first = items[0][0]
     t0 = time.time()
-    desc = names[0][:48] if len(items) == 1 else f"pack of {len(items)}: {names[0][:36]}"
-    history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(), device, first, desc=desc,
-                    tag=tag)
+    desc = names[0][:48] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0][:36]}"
+    history = train(dist.wrap(model, device), mask, _pack_batches(jobs, device, mf), test_b, exp.recipe(),
+                    device, jobs[0].rd, desc=desc, tag=tag, ticket_lrs=[j.exp.lr for j in jobs])
     wall = time.time() - t0
     if not dist.is_main():
         return
-    if len(items) == 1:
+    if len(jobs) == 1:
         finals, histories = [{k: v.detach().cpu().clone() for k, v in model.state_dict().items()}], [history]
     else:
         finals, histories = packing.unpack_state(model), history
-    for (rd, _, spec), (_, m), final, hist in zip(items, built, finals, histories):
-        _finish(rd, spec, m, final, hist, wall, data_info[0], device, names if len(items) > 1 else None)
-    if first.checkpoint.exists():
-        first.checkpoint.unlink()
+    for job, (_, m), final, hist in zip(jobs, built, finals, histories):
+        _finish(job.rd, job.spec, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None)
+    jobs[0].rd.checkpoint.unlink(missing_ok=True)
 
 
 def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], wall: float, n_train: int,
@@ -267,7 +328,7 @@ def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], w
                 raise RuntimeError(f"{rd.name}: pruned weights of {n} are not zero after training")
     atomic_torch_save(final, rd.final)
     atomic_write_csv(rd.history, history)
-    best = max(history, key=lambda h: h["test_acc"])
+    best = max((h for h in history if h["test_acc"] == h["test_acc"]), key=lambda h: h["test_acc"])  # not NaN
     table = sparsity_table(mask) if mask is not None else []
     metrics = {
         "final_test_acc": history[-1]["test_acc"], "final_train_acc": history[-1]["train_acc"],

@@ -45,15 +45,43 @@ class PackedLinear(nn.Module):
 
 
 class PackedNet(nn.Module):
-    """Wraps the packed network: repeats the input per ticket, returns logits [B, N, classes]."""
+    """Wraps the packed network and returns logits [B, N, classes]. Input: one batch [B, C, ...] that
+    every ticket sees (repeated per ticket), or each ticket's own batch [B, N, C, ...] (``TicketBatches``)."""
 
     def __init__(self, inner: nn.Module, n: int, layout: dict[str, str]):
         super().__init__()
         self.inner, self.n_tickets, self.layout = inner, n, layout
+        self.memory_format = torch.contiguous_format
 
     def forward(self, x):
-        out = self.inner(x.repeat(1, self.n_tickets, *([1] * (x.dim() - 2))))
-        return out.view(x.shape[0], self.n_tickets, -1)
+        if x.dim() == 5:  # per-ticket batches, ticket-major channels as the grouped convs expect
+            x = x.flatten(1, 2).contiguous(memory_format=self.memory_format)
+        else:
+            x = x.repeat(1, self.n_tickets, *([1] * (x.dim() - 2)))
+        return self.inner(x).view(x.shape[0], self.n_tickets, -1)
+
+
+class TicketBatches:
+    """Training batches of a pack whose tickets have different data orders: batch i of each distinct
+    order, stacked to [B, N, C, H, W] in ticket order (``index[t]`` = ticket t's order), labels [B, N].
+    Each order is exactly the batches that ticket would see trained alone."""
+
+    def __init__(self, loaders: list, index: list[int]):
+        self.loaders, self.index = loaders, torch.tensor(index)
+
+    def __len__(self):
+        return len(self.loaders[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        for b in self.loaders:
+            b.set_epoch(epoch)
+
+    def __iter__(self):
+        for parts in zip(*self.loaders):
+            x = torch.stack([p[0] for p in parts], 1)
+            y = torch.stack([p[1] for p in parts], 1)
+            idx = self.index.to(x.device)
+            yield x.index_select(1, idx), y.index_select(1, idx)
 
 
 def _packed_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:

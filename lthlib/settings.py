@@ -64,6 +64,7 @@ def omp_mask(exp: Experiment, pre: RunDir, sparsity: float) -> dict:
 @_setting
 def pretrain(exp: Experiment) -> RunDir:
     """Dense training from θ0 (init seed ``exp.seed``); θ0 is kept as init.pt, θT as final.pt."""
+    exp = exp.replace(data_order="replay")  # the dense run is the same whatever the sparse runs' order
     return execute(exp, "pretrain", init_seed=exp.seed, data_seed=exp.seed, start=lambda m: m.state_dict())
 
 

@@ -22,7 +22,45 @@ from .pruning import MaskEnforcer, Mask
 from .runs import RunDir, atomic_torch_save, load_checkpoint
 
 
-def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
+class TicketSGD(torch.optim.Optimizer):
+    """SGD (momentum, weight decay, Nesterov as torch.optim.SGD) with a learning rate per ticket of a
+    packed model: every packed tensor's first dimension is ticket-major, so ticket t's elements step by
+    ``group lr x ticket_lrs[t]``. The group lr is the schedule's factor (base 1.0), so one LambdaLR
+    drives every ticket's own schedule."""
+
+    def __init__(self, groups, ticket_lrs: list[float], momentum: float, nesterov: bool):
+        super().__init__(groups, dict(lr=1.0, momentum=momentum, nesterov=nesterov, weight_decay=0.0))
+        lrs = torch.tensor(ticket_lrs, dtype=torch.float32)
+        self.scales = {p: lrs.to(p.device).repeat_interleave(p.shape[0] // len(lrs)).view(-1, *[1] * (p.dim() - 1))
+                       for g in self.param_groups for p in g["params"]}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad.add(p, alpha=g["weight_decay"]) if g["weight_decay"] else p.grad
+                buf = self.state[p].get("momentum_buffer")
+                if g["momentum"]:
+                    if buf is None:
+                        buf = self.state[p]["momentum_buffer"] = d.clone()
+                    else:
+                        buf.mul_(g["momentum"]).add_(d)
+                    d = d.add(buf, alpha=g["momentum"]) if g["nesterov"] else buf
+                p.sub_(self.scales[p] * g["lr"] * d)
+
+
+def make_optimizer(model: nn.Module, r: Recipe, ticket_lrs: list[float] | None = None) -> torch.optim.Optimizer:
+    """SGD over ``model``; with ``ticket_lrs`` that differ (a pack spanning learning rates), TicketSGD."""
+    groups = _param_groups(model, r)
+    if ticket_lrs and len(set(ticket_lrs)) > 1:
+        return TicketSGD(groups, ticket_lrs, r.momentum, r.nesterov)
+    return torch.optim.SGD(groups, lr=ticket_lrs[0] if ticket_lrs else r.lr, momentum=r.momentum,
+                           nesterov=r.nesterov)
+
+
+def _param_groups(model: nn.Module, r: Recipe) -> list[dict]:
     if r.wd_on_bn:
         groups = [{"params": list(model.parameters()), "weight_decay": r.weight_decay}]
     else:  # no decay on BN parameters and biases (judged on the single model's shape when packed)
@@ -30,7 +68,7 @@ def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
         decay = [p for p in model.parameters() if dim(p) > 1]
         no_decay = [p for p in model.parameters() if dim(p) <= 1]
         groups = [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
+    return groups
 
 
 def lr_factor(r: Recipe, iters_per_epoch: int):
@@ -67,9 +105,14 @@ def _ticket_logits(out: torch.Tensor) -> torch.Tensor:
     return out if out.dim() == 3 else out.unsqueeze(1)
 
 
+def _ticket_targets(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Labels as [B, tickets]: one label column shared by every ticket, or each ticket's own batch."""
+    return y if y.dim() == 2 else y[:, None].expand(-1, out.shape[1])
+
+
 def _ticket_losses(out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Per-ticket mean cross-entropy, shape [tickets]."""
-    return F.cross_entropy(out.permute(0, 2, 1), y[:, None].expand(-1, out.shape[1]), reduction="none",
+    return F.cross_entropy(out.permute(0, 2, 1), _ticket_targets(y, out), reduction="none",
                            label_smoothing=label_smoothing).mean(0)
 
 
@@ -83,7 +126,7 @@ def evaluate(model: nn.Module, batches, device, amp: str = "none") -> tuple[torc
         with _autocast(device, amp):
             out = _ticket_logits(model(x)).float()
         l = _ticket_losses(out, y) * len(y)
-        c = (out.argmax(2) == y[:, None]).sum(0)
+        c = (out.argmax(2) == _ticket_targets(y, out)).sum(0)
         loss, correct = (l, c) if loss is None else (loss + l, correct + c)
         n += len(y)
     if dist.is_distributed():  # every rank saw its slice of the test set
@@ -110,17 +153,19 @@ class _State:
 
 
 def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, recipe: Recipe,
-          device: torch.device, run: RunDir | None = None, desc: str = "train", tag=None):
+          device: torch.device, run: RunDir | None = None, desc: str = "train", tag=None,
+          ticket_lrs: list[float] | None = None):
     """Train ``model`` (already on ``device``, already masked) and return the per-epoch history: a list
     of rows, or for a packed model (``model.n_tickets``) one such list per ticket.
 
     With ``run``, a checkpoint is written after every epoch and training resumes from it (only when its
     ``tag`` matches, e.g. the members of a pack); the batches of epoch e depend only on (data seed, e),
-    so the resumed run ends with the same weights.
+    so the resumed run ends with the same weights. ``ticket_lrs``: each ticket's base learning rate
+    (a pack spanning learning rates); default ``recipe.lr`` for all.
     """
     r = recipe
     base = getattr(model, "module", model)  # under DDP: the wrapped model (names, state_dict)
-    opt = make_optimizer(model, r)
+    opt = make_optimizer(model, r, ticket_lrs)
     st = _State(model, base, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, len(train_batches))),
                 getattr(base, "n_tickets", 0))
     st.histories = [[] for _ in range(max(1, st.n_tickets))]
@@ -129,7 +174,8 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
     t_run, start = time.time(), st.epoch
     for epoch in range(start, r.epochs):
         t0 = time.time()
-        lr_now = opt.param_groups[0]["lr"]
+        lr_now = [opt.param_groups[0]["lr"] * b for b in ticket_lrs] if isinstance(opt, TicketSGD) else None
+        lr_now = lr_now or [opt.param_groups[0]["lr"]] * len(st.histories)
         train_loss, train_acc, seen = _train_epoch(step, train_batches, epoch)
         train_time = time.time() - t0
         evaluated = (epoch + 1) % r.eval_every == 0 or epoch + 1 == r.epochs
@@ -209,7 +255,7 @@ def _train_epoch(step: _Step, batches, epoch: int):
         x, y = x.to(step.device, non_blocking=True), y.to(step.device, non_blocking=True)
         out, losses = step(x, y)
         loss_sum = loss_sum + losses.detach() * len(y)
-        correct = correct + (out.detach().argmax(2) == y[:, None]).sum(0)
+        correct = correct + (out.detach().argmax(2) == _ticket_targets(y, out)).sum(0)
         seen += len(y)
     if dist.is_distributed():
         loss_sum, correct = dist.all_reduce_sum(loss_sum), dist.all_reduce_sum(correct)
@@ -219,7 +265,7 @@ def _train_epoch(step: _Step, batches, epoch: int):
 
 def _record(st: _State, epoch, lr_now, train_loss, train_acc, test_loss, test_acc, train_time, t0, seen) -> None:
     for t, hist in enumerate(st.histories):
-        hist.append({"epoch": epoch + 1, "lr": lr_now, "train_loss": float(train_loss[t]),
+        hist.append({"epoch": epoch + 1, "lr": lr_now[t], "train_loss": float(train_loss[t]),
                      "train_acc": float(train_acc[t]), "test_loss": float(test_loss[t]),
                      "test_acc": float(test_acc[t]), "train_time_s": train_time,
                      "epoch_time_s": time.time() - t0, "images_per_s": seen / train_time})

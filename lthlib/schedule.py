@@ -1,0 +1,83 @@
+"""The grid scheduler (``make ... PACK=grid``): train a whole grid in packs that span its cells.
+
+Round after round, every setting of every (lr, seed) cell is asked for its runs with training
+deferred (``engine.collecting``): the runs whose dependencies are finished are collected -- all LT-IMP
+chains one round further, the RR, OMP, retrain and random runs of every cell -- and trained in the
+largest packs ``pack_size`` allows, each ticket with its own data order and learning rate. The run
+folders are the ones the notebooks would write, so the setting notebooks executed afterwards find
+their runs finished and tell the story.
+
+    python -m lthlib.schedule params/demo.yaml [key=value ...]
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from . import engine, registry
+from .errors import ConfigError, LTHError
+from .params import Experiment, load, read_yaml
+
+
+def pending(base: Experiment) -> list[engine.Job]:
+    """The unfinished runs of the grid whose dependencies are finished (one per folder)."""
+    jobs: list[engine.Job] = []
+    with engine.collecting(jobs):
+        for lr in base.lrs:
+            for seed in base.seeds:
+                exp = base.replace(lr=lr, seed=seed)
+                for name in (s for s in registry.NAMES if s in base.settings):
+                    try:
+                        _run(exp, name)
+                    except engine.Deferred:
+                        pass
+    unique = {job.rd.path: job for job in jobs}
+    return list(unique.values())
+
+
+def _run(exp: Experiment, name: str) -> None:
+    from .settings import run_setting  # settings -> engine; the scheduler sits above both
+    run_setting(exp, name)
+
+
+def run_grid(base: Experiment) -> int:
+    """Train every run of the grid ``base``; returns how many were trained."""
+    if base.nproc > 1:
+        raise ConfigError("PACK=grid trains in one process; nproc > 1 (torchrun) runs notebook by notebook")
+    trained, step = 0, 0
+    while jobs := pending(base):
+        step += 1
+        t0 = time.time()
+        print(f"[grid {base.name}] step {step}: {len(jobs)} runs ready "
+              f"({', '.join(sorted({j.spec.setting for j in jobs}))})", flush=True)
+        engine.train_jobs(jobs)
+        left = [j for j in jobs if not j.rd.finished()]
+        if left:
+            raise LTHError(f"{left[0].rd.path}: still unfinished after training its pack; see the output above")
+        trained += len(jobs)
+        print(f"[grid {base.name}] step {step} done: {len(jobs)} runs in {time.time() - t0:.0f}s", flush=True)
+    return trained
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip().splitlines()[-1].strip())
+        return 0 if argv else 2
+    try:
+        sets = {}
+        for pair in argv[1:]:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise ConfigError(f"override {pair!r}: expected key=value (e.g. epochs=1, seeds=[1])")
+            sets[key.strip()] = read_yaml(value, f"override {key}")
+        n = run_grid(load(argv[0], sets))
+    except LTHError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"grid {argv[0]}: {n} runs trained in packs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Packs that span seeds and learning rates, and the grid scheduler (PACK=grid)."""
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+import lthlib as L
+from lthlib import engine, schedule
+
+
+def _close(a, b, rel=0.05):
+    """Same start; final weights differ by < ``rel`` of the training update (float noise), per tensor."""
+    fa, fb, init = a.load_final(), b.load_final(), a.load_init()
+    assert all(torch.equal(init[k], b.load_init()[k]) for k in init), a.name
+    for k in fa:
+        if fa[k].is_floating_point() and "running" not in k:
+            assert (fa[k] - fb[k]).norm() <= rel * (fa[k] - init[k]).norm() + 1e-6, (a.name, k)
+    assert abs(a.read_metrics()["final_test_acc"] - b.read_metrics()["final_test_acc"]) <= 1.0
+
+
+def test_a_pack_of_two_seeds_and_two_lrs_equals_the_four_runs_alone(tiny_exp, tmp_path):
+    def cells(root, pack):
+        base = tiny_exp(out_root=str(root), pack=pack, epochs=2, lrs=[0.05, 0.02], seeds=[1, 2],
+                        weight_decay=1e-3)
+        return [base.replace(lr=lr, seed=s) for lr in base.lrs for s in base.seeds]
+    alone = [L.pretrain(e) for e in cells(tmp_path / "alone", "off")]
+    jobs = []
+    with engine.collecting(jobs):
+        for e in cells(tmp_path / "packed", "on"):
+            try:
+                L.pretrain(e)
+            except engine.Deferred:
+                pass
+    assert len(jobs) == 4 and len({j.spec.data_seed for j in jobs}) == 2 and len({j.exp.lr for j in jobs}) == 2
+    engine.train_jobs(jobs)
+    packed = [L.pretrain(e) for e in cells(tmp_path / "packed", "on")]
+    assert [r.name for r in alone] == [r.name for r in packed]
+    assert packed[0].read_metrics()["packed_with"] == [r.name for r in packed]
+    for a, b in zip(alone, packed):
+        _close(a, b)
+        lrs = [float(line.split(",")[1]) for line in b.history.read_text().splitlines()[1:]]
+        assert lrs[0] == b.read_config()["identity"]["lr"]  # each ticket records its own lr
+
+
+def _grid(tiny_exp, root, pack):
+    return tiny_exp(out_root=str(root), pack=pack, epochs=2, lrs=[0.05, 0.02], seeds=[1, 2], imp_rounds=2,
+                    sparsities=[0.5])
+
+
+def test_pack_grid_gives_the_folders_and_accuracies_of_notebook_by_notebook(tiny_exp, tmp_path, capsys):
+    base = _grid(tiny_exp, tmp_path / "nb", "off")
+    one_by_one = {}
+    for lr in base.lrs:
+        for seed in base.seeds:
+            for s in L.SETTINGS:
+                for rd in L.run_setting(base.replace(lr=lr, seed=seed), s):
+                    one_by_one[rd.name] = rd
+    n = schedule.run_grid(_grid(tiny_exp, tmp_path / "grid", "on"))
+    assert n == len(one_by_one) == 4 * (1 + 2 + 2 + 4)
+    out = capsys.readouterr().out
+    assert "step 1: 4 runs ready (pretrain)" in out and "step 4:" in out and "step 5:" not in out
+    grid = {p.name: L.RunDir(p) for p in (tmp_path / "grid" / "t" / "runs").iterdir()}
+    assert set(grid) == set(one_by_one)
+    mates = [len(rd.read_metrics()["packed_with"] or []) for rd in grid.values()]
+    assert max(mates) >= 8  # the one-shot settings of all four cells train together
+    crossing = [rd for rd in grid.values() if len({n.split("-")[3] for n in rd.read_metrics()["packed_with"] or []}) > 1]
+    assert crossing, "no pack spans two learning rates"
+    for name, rd in grid.items():
+        assert abs(rd.read_metrics()["final_test_acc"] - one_by_one[name].read_metrics()["final_test_acc"]) <= 2.0
+    # the notebooks afterwards find everything finished
+    assert schedule.run_grid(_grid(tiny_exp, tmp_path / "grid", "on")) == 0
+
+
+def test_a_killed_grid_pack_resumes_to_the_same_weights(tiny_exp, tmp_path):
+    ref = _grid(tiny_exp, tmp_path / "ref", "on").replace(settings=["pretrain", "lt_omp", "rr_omp"], epochs=3)
+    schedule.run_grid(ref)
+    cut = ref.replace(out_root=str(tmp_path / "cut"))
+    script = textwrap.dedent(f"""
+        import os, signal, torch, lthlib as L
+        import lthlib.training as T
+        from lthlib import schedule
+        torch.set_num_threads(1)
+        saves = [0]
+        real = T.atomic_torch_save
+        def dying(obj, path):
+            real(obj, path)
+            saves[0] += 1
+            if saves[0] == 3:   # mid-way through the second step's pack
+                os.kill(os.getpid(), signal.SIGKILL)
+        T.atomic_torch_save = dying
+        schedule.run_grid(L.load(None, {cut.as_dict()!r}))
+    """)
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True).returncode == -9
+    schedule.run_grid(cut)
+    for p in (tmp_path / "ref" / "t" / "runs").iterdir():
+        a, b = L.RunDir(p).load_final(), L.RunDir(tmp_path / "cut" / "t" / "runs" / p.name).load_final()
+        assert all(torch.equal(a[k], b[k]) for k in a), p.name
+
+
+def test_schedule_cli_help_and_errors(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "lthlib.schedule", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "python -m lthlib.schedule" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "lthlib.schedule", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "none.yaml: params file not found" in bad.stderr
