@@ -1,6 +1,6 @@
 """Throughput of a small ticket sweep: the official code's loop shape against this project's engine.
 
-    python bench/bench_training.py [--models resnet20,lenet5] [--tickets 4] [--device auto]   (make bench)
+    python bench/bench_training.py [--models resnet20,lenet5] [--tickets 4] [--pack-sizes 1,8,16] [--device auto]   (make bench)
 
 Both sides train the same work in this process's session: ``--tickets`` masked tickets (global magnitude
 masks at IMP sparsities on fresh inits), one epoch each, SGD momentum 0.9, wd 1e-4, batch 64.
@@ -77,21 +77,24 @@ def train_flops_per_image(model_name: str, dataset: str) -> float:
 
 
 def matmul_peak(device: torch.device, dtype=torch.float32) -> float:
-    """A practical peak: the best GFLOP/s of a large matmul on this device with all threads."""
-    n = 3072
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = 0.0
-    for _ in range(4):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
+    """A practical peak: the best GFLOP/s of a square matmul on this device with all threads; the size
+    grows from 512 up to 3072 only while one product takes under 0.2 s (bf16 without hardware support
+    runs at ~0.5 GFLOP/s on some CPUs, where a fixed 3072 matmul would take minutes)."""
+    best, n = 0.0, 512
+    while True:
+        a = torch.randn(n, n, device=device, dtype=dtype)
         for _ in range(3):
-            a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, 3 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            a @ a
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t
+            best = max(best, 2 * n ** 3 / dt / 1e9)
+        if n >= 3072 or dt > 0.2:
+            return best
+        n *= 2
 
 
 # ----------------------------------------------------------------------------- reference loop
@@ -203,6 +206,74 @@ def our_sweep(model_name, dataset, data, n_images, n_tickets, device, amp, chann
     return wall, f"{procs} x 1-thread processes"
 
 
+# ----------------------------------------------------------------------------- packs and the whole grid
+def pack_rates(model_name, dataset, data, sizes, device, compile_mode=None) -> dict[int, float]:
+    """Ticket-images per second of packs of each size as the grid scheduler forms them: every ticket
+    its own data order and its own learning rate (alternating 0.1 / 0.01), fp32, NHWC. Two epochs; the
+    second is timed (compilation and warm-up excluded)."""
+    import contextlib
+    import io
+    from lthlib import packing
+    spec = D.DATASETS[dataset]
+    mf = torch.channels_last
+    empty = D.TensorData(data.x[:0], data.y[:0], data.name, data.source)
+    out = {}
+    for k in sizes:
+        work = tickets(model_name, dataset, k)
+        loaders = [D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], seed,
+                             device, mf) for seed in range(1, k + 1)]
+        if k == 1:
+            net, mask, batches = work[0][0], work[0][1], loaders[0]
+        else:
+            net = packing.pack([m for m, _ in work])
+            net.memory_format = mf
+            mask = {f"inner.{n}": v for n, v in packing.pack_tensors([w for _, w in work], net.layout).items()}
+            batches = packing.TicketBatches(loaders, list(range(k)))
+        net = net.to(device, memory_format=mf)
+        if compile_mode:
+            eager, compiled = net.forward, torch.compile(net.forward, mode=compile_mode)
+            net.forward = lambda x, e=eager, c=compiled, m=net: c(x) if m.training and x.shape[0] == 64 else e(x)
+        recipe = Recipe(epochs=2, lr=0.1, batch_size=64, channels_last=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            hist = train(net, mask, batches, D.Batches(empty, 1024, (0.0,), (1.0,), False, device=device), recipe,
+                         device, ticket_lrs=[0.1 if i % 2 == 0 else 0.01 for i in range(k)])
+        h = hist[0] if k > 1 else hist
+        out[k] = k * len(data) / h[-1]["train_time_s"]
+    return out
+
+
+def grid_estimate(rates: dict[int, float], official_rate: float, where: str) -> None:
+    """Print the whole cifar10_resnet20 grid's training time at the measured rates, scheduled as packs
+    (PACK=grid), next to the official-style loop's."""
+    from lthlib import load, schedule
+    exp = load(ROOT / "params" / "cifar10_resnet20.yaml")
+    waves = schedule.waves(exp)
+    ticket_epochs = sum(waves) * exp.epochs
+    best = min((schedule.estimate_seconds(exp.replace(pack_size=ps), rates, FULL_EPOCH["cifar10"]), ps)
+               for ps in sorted({16, 32, 64, max(rates)}))
+    official = ticket_epochs * FULL_EPOCH["cifar10"] / official_rate
+    print(f"\nwhole grid cifar10_resnet20 ({sum(waves)} runs, {ticket_epochs:,} ticket-epochs, {len(waves)} "
+          f"scheduler steps) on {where}: {best[0] / 3600:.1f} h as packs of up to {best[1]} (PACK=grid); "
+          f"official-style loop {official / 3600:.1f} h")
+
+
+def save_rates(model_name: str, device, rates: dict, official: float) -> None:
+    """outputs/bench/rates.json: what the planner's time estimates read."""
+    import json
+    from lthlib.runs import atomic_write_json
+    path = ROOT / "outputs" / "bench" / "rates.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    kind = "gpu" if device.type == "cuda" else "cpu"
+    known.setdefault(model_name, {})[kind] = {"pack_rates": {str(k): v for k, v in rates.items()},
+                                             "official": official, "device": _device_name(device),
+                                             "measured": time.strftime("%Y-%m-%d %H:%M")}
+    atomic_write_json(path, known)
+
+
+def _device_name(device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="resnet20,lenet5")
@@ -210,6 +281,9 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=str, default="resnet20=5000,lenet5=60000",
                     help="training images per ticket-epoch of the bench, per model")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--pack-sizes", default="", help="ResNet-20 pack sizes to time (default: 1,8,16,32,64 on "
+                    "CUDA; none on CPU, where packs do not pay and the 2-process rate is used)")
+    ap.add_argument("--compile-mode", default="", help="also time packs with torch.compile(mode=...)")
     a = ap.parse_args(argv)
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                           ("cpu" if a.device == "auto" else a.device))
@@ -239,7 +313,22 @@ def main(argv=None) -> int:
             p = peak["bf16" if "bf16" in name else "fp32"]
             print(f"{model_name:9s} {name:44s} {ips:12.0f} {3600 * ips / FULL_EPOCH[dataset]:11.1f} "
                   f"{ref / wall:6.2f} {gfs:8.1f} {100 * gfs / p:6.1f}")
+        if model_name == "resnet20":
+            _grid_lines(model_name, dataset, data, a, device, len(data) * a.tickets / ref,
+                        len(data) * a.tickets / rows[1][1])
     return 0
+
+
+def _grid_lines(model_name, dataset, data, a, device, official: float, ours: float) -> None:
+    sizes = [int(k) for k in (a.pack_sizes or ("1,8,16,32,64" if device.type == "cuda" else "")).split(",") if k]
+    rates = pack_rates(model_name, dataset, data, sizes, device) if sizes else {1: ours}
+    for k, r in rates.items():
+        print(f"{model_name:9s} {'pack of ' + str(k) + ' (own data order and lr each)':44s} {r:12.0f}")
+    if a.compile_mode:
+        for k, r in pack_rates(model_name, dataset, data, sizes, device, a.compile_mode).items():
+            print(f"{model_name:9s} {'pack of ' + str(k) + ', compile ' + a.compile_mode:44s} {r:12.0f}")
+    save_rates(model_name, device, rates, official)
+    grid_estimate(rates, official, _device_name(device))
 
 
 if __name__ == "__main__":

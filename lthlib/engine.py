@@ -302,8 +302,8 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
             f"inner.{k}": v for k, v in packing.pack_tensors([m for _, m in built], model.layout).items()}
         tag = names
     model.to(device, memory_format=mf)
-    if exp.compile:  # compile the forward only: parameter names (checkpoints) stay as they are
-        model.forward = torch.compile(model.forward)
+    if exp.compile:
+        _compile(model, exp)
     t0 = time.time()
     desc = names[0][:48] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0][:36]}"
     history = train(dist.wrap(model, device), mask, _pack_batches(jobs, device, mf), test_b, exp.recipe(),
@@ -318,6 +318,19 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     for job, (_, m), final, hist in zip(jobs, built, finals, histories):
         _finish(job.rd, job.spec, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None)
     jobs[0].rd.checkpoint.unlink(missing_ok=True)
+
+
+def _compile(model, exp: Experiment) -> None:
+    """Compile the forward only (parameter names, so checkpoints, stay as they are). Only training
+    batches of the full size take the compiled path: one static shape, so reduce-overhead's CUDA graphs
+    are captured once; the last partial batch and evaluation run the eager forward."""
+    eager = model.forward
+    compiled = torch.compile(eager, mode=exp.compile_mode)
+    full = exp.batch_size // dist.world()
+
+    def forward(x):
+        return compiled(x) if model.training and x.shape[0] == full else eager(x)
+    model.forward = forward
 
 
 def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], wall: float, n_train: int,

@@ -101,6 +101,9 @@ class Pruning:
 @dataclass
 class Runtime:
     compile: bool = opt(False, "torch.compile the forward pass (pays on GPU)")
+    compile_mode: Literal["default", "reduce-overhead"] = opt(
+        "default", "torch.compile mode; reduce-overhead captures the step as CUDA graphs (full batches; the "
+        "last partial batch and evaluation run eagerly, so the recipe is unchanged)")
     cudnn_benchmark: bool = opt(True, "cuDNN autotuning on CUDA (off under deterministic)")
     deterministic: bool = opt(False, "CUDA: deterministic kernels, no TF32, fixed cuBLAS workspace "
                               "(bitwise repeatable, slower); CPU runs are repeatable anyway")

@@ -23,6 +23,7 @@ class Setting:
     notebook_params: dict = field(default_factory=dict)  # extra papermill parameters
     style: str = "-"               # line style in accuracy-vs-sparsity plots
     marker: str = "o"
+    sequential: bool = False       # its runs form a chain (each needs the previous one finished)
 
 
 def _rounds(exp) -> int:
@@ -35,7 +36,7 @@ def _sparsities(exp) -> int:
 
 SETTINGS = (
     Setting("pretrain", "dense", "#222222", "pretrain", (), lambda exp: 1, marker=""),
-    Setting("lt_imp", "LT-IMP", "#1f5fa8", "lt_imp", ("pretrain",), _rounds),
+    Setting("lt_imp", "LT-IMP", "#1f5fa8", "lt_imp", ("pretrain",), _rounds, sequential=True),
     Setting("rr_imp", "RR-IMP", "#7fb2e5", "random_reinit", ("lt_imp",), _rounds, {"mask_from": "imp"}, "--"),
     Setting("lt_omp", "LT-OMP", "#c0392b", "lt_omp", ("pretrain",), _sparsities, marker="s"),
     Setting("rr_omp", "RR-OMP", "#f1948a", "random_reinit", ("pretrain",), _sparsities, {"mask_from": "omp"},

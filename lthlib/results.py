@@ -1,283 +1,379 @@
-"""Results: collect run folders into a tidy table, winning-ticket verdicts, and the study's plots.
+"""Results: the finished runs as one table, which of them a grid counts, and the comparisons its report
+states -- the premise check, the LT-vs-RR gaps with their confidence intervals, the winning-ticket
+verdicts C1-C3 (SPEC section 2), LT-RR against training length and data order, the layerwise masks
+and the θ0-θT correlation.
 
-Nothing here trains. Colors and labels per setting are fixed so every figure reads the same way.
+Nothing here trains or draws (figures: ``lthlib.plots``; HTML: ``lthlib.report``). A grid counts a run
+only when the run's identity is the one the grid's current parameters give that cell (``current_runs``);
+the others are listed as not counted, with the fields that differ.
+
+    python -m lthlib.results render NOTEBOOK.ipynb OUT.html | index [OUT_ROOT]   (see lthlib.report)
 """
 from __future__ import annotations
 
-import html
+import functools
+import json
 import math
-import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
-from .runs import RunDir, atomic_write_bytes, atomic_write_text, code_version, load_json, project_path
+from . import params, registry
+from . import settings as protocol
+from . import stats as S
+from .engine import RunSpec, run_identity
+from .models import load_profile
+from .pruning import imp_sparsity
+from .runs import RunDir, atomic_write_text, load_json, project_path
 
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-SETTING_ORDER = ["pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune"]
-LABEL = {"pretrain": "dense", "lt_imp": "LT-IMP", "rr_imp": "RR-IMP", "lt_omp": "LT-OMP", "rr_omp": "RR-OMP",
-         "oneshot_retrain": "one-shot prune + retrain", "random_prune": "random pruning"}
-COLOR = {"pretrain": "#222222", "lt_imp": "#1f5fa8", "rr_imp": "#7fb2e5", "lt_omp": "#c0392b",
-         "rr_omp": "#f1948a", "oneshot_retrain": "#2e8b57", "random_prune": "#8e8e8e"}
-STYLE = {"rr_imp": "--", "rr_omp": "--", "random_prune": ":"}
-MARKER = {"lt_imp": "o", "rr_imp": "o", "lt_omp": "s", "rr_omp": "s", "oneshot_retrain": "^",
-          "random_prune": "x"}
-
-sns.set_theme(context="notebook", style="whitegrid")
+DENSE = "pretrain"
+RANDOM = "random_prune"
+RR_SETTINGS = {rr for _, _, rr in registry.PAIRS}
+SOURCES = ("mask_source", "weight_source")
+# what may differ between the grids of one study tier (one per training length, a data-order ablation)
+FREE_ACROSS_GRIDS = ("lr", "epochs", "data_order")
+DEFAULTS = params.Experiment()
+SPARSITY_DECIMALS = 3  # IMP 0.5904 and OMP 0.59 are one point, "0.590"
+GROUP = ["model", "dataset", "epochs", "lr"]
+_profile = functools.lru_cache(maxsize=None)(load_profile)  # read once per model, not once per run
 
 
 # ----------------------------------------------------------------------------- collecting
+def _row(path: Path, cfg: dict, met: dict) -> dict:
+    ident, exp = cfg["identity"], cfg.get("experiment") or {}
+    setting = ident.get("setting")
+    return {
+        "grid": path.parent.parent.name, "run": path.name, "setting": setting, "label": registry.label(setting),
+        "model": ident.get("model"), "dataset": ident.get("dataset"), "lr": ident.get("lr"),
+        "epochs": ident.get("epochs"), "seed": exp.get("seed", ident.get("init_seed")),
+        "init_seed": ident.get("init_seed"), "data_seed": ident.get("data_seed"), "round": ident.get("round"),
+        "target_sparsity": ident.get("sparsity") or 0.0, "sparsity": met["global_sparsity"],
+        "data_order": ident.get("data_order", DEFAULTS.data_order),
+        "final_acc": met["final_test_acc"], "best_acc": met.get("best_test_acc_secondary"),
+        "best_epoch": met.get("best_epoch_secondary"), "wall_time_s": met.get("wall_time_s"),
+        "images_per_s": met.get("train_images_per_s"), "n_train": cfg.get("n_train_used"),
+        "n_test": cfg.get("n_test_used"), "device": met.get("device"), "threads": met.get("threads"),
+        "torch": met.get("torch"), "code_version": cfg.get("code_version"), "path": str(path), "identity": ident,
+    }
+
+
+COLUMNS = list(_row(Path("g/runs/r"), {"identity": {}}, {"global_sparsity": 0, "final_test_acc": 0}))
+
+
 def collect(out_root="outputs", grid: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """One row per finished run under ``out_root/<grid>/runs/``; also the names of unfinished runs."""
+    """One row per finished run under ``out_root/<grid>/runs/`` (every grid when ``grid`` is None), and
+    the names of the unfinished ones (a broken one, e.g. a missing final.pt, with the reason)."""
     root = project_path(out_root)
-    pattern = f"{grid}/runs/*" if grid else "*/runs/*"
     rows, unfinished = [], []
-    for path in sorted(root.glob(pattern)):
+    for path in sorted(root.glob(f"{grid}/runs/*" if grid else "*/runs/*")):
         if not path.is_dir():
             continue
         rd = RunDir(path)
-        if not rd.finished() or not rd.config.exists():
+        problem = rd.problem() if rd.metrics.exists() else "not finished"
+        if problem == "not finished":
             unfinished.append(rd.name)
-            continue
-        try:
-            cfg, met = rd.read_config(), rd.read_metrics()
-        except Exception:  # an unreadable file counts as unfinished, not as a crash of the report
-            unfinished.append(rd.name)
-            continue
-        ident, exp = cfg["identity"], cfg.get("experiment", {})
-        rows.append({
-            "grid": path.parent.parent.name, "run": rd.name, "setting": ident["setting"],
-            "label": LABEL.get(ident["setting"], ident["setting"]), "model": ident["model"],
-            "dataset": ident["dataset"], "lr": ident["lr"], "epochs": ident["epochs"],
-            "seed": exp.get("seed", ident["init_seed"]), "init_seed": ident["init_seed"],
-            "data_seed": ident["data_seed"], "round": ident.get("round"),
-            "target_sparsity": ident.get("sparsity") or 0.0, "sparsity": met["global_sparsity"],
-            "final_acc": met["final_test_acc"], "best_acc": met["best_test_acc_secondary"],
-            "best_epoch": met["best_epoch_secondary"], "wall_time_s": met["wall_time_s"],
-            "images_per_s": met.get("train_images_per_s"), "n_train": cfg.get("n_train_used"),
-            "n_test": cfg.get("n_test_used"), "device": met.get("device"), "threads": met.get("threads"),
-            "torch": met.get("torch"), "code_version": cfg.get("code_version"), "path": str(path),
-        })
-    df = pd.DataFrame(rows)
-    if len(df):
-        df["setting"] = pd.Categorical(df["setting"], SETTING_ORDER, ordered=True)
-        df = df.sort_values(["grid", "model", "dataset", "lr", "setting", "target_sparsity", "seed"])
-        df = df.reset_index(drop=True)
-    return df, unfinished
+        elif problem:
+            unfinished.append(f"{rd.name} (broken: {problem})")
+        else:
+            rows.append(_row(path, rd.read_config(), rd.read_metrics()))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    order = {name: i for i, name in enumerate(registry.NAMES)}
+    df = df.assign(_order=df["setting"].map(lambda s: order.get(s, len(order))))
+    df = df.sort_values(["grid", "model", "dataset", "epochs", "lr", "_order", "target_sparsity", "seed"])
+    return df.drop(columns="_order").reset_index(drop=True), unfinished
 
 
 def save_table(df: pd.DataFrame, path) -> None:
-    atomic_write_text(path, df.to_csv(index=False))
+    """``df`` as CSV (the identity column, a dict per run, left out: config.json holds it)."""
+    atomic_write_text(path, df.drop(columns=["identity"], errors="ignore").to_csv(index=False))
 
 
-# ----------------------------------------------------------------------------- one setting's runs
-def history_frame(runs) -> pd.DataFrame:
-    frames = []
-    for rd in runs:
-        h = pd.read_csv(rd.history)
-        ident = rd.read_config()["identity"]
-        h["run"] = rd.name
-        h["setting"] = ident["setting"]
-        h["sparsity"] = ident.get("sparsity") or 0.0
-        frames.append(h)
-    return pd.concat(frames, ignore_index=True)
+# ----------------------------------------------------------------------------- which runs count
+def expected_identity(row: dict, exp: params.Experiment, free=()) -> dict:
+    """The identity the run of ``row`` would have if it were made now from ``exp`` for the run's own lr,
+    seed, sparsity/round and sources; fields named in ``free`` are taken from the run too."""
+    ident = row["identity"]
+    cell = exp.replace(lr=ident.get("lr"), seed=int(row["seed"]) if pd.notna(row["seed"]) else exp.seed,
+                       **{f: ident.get(f, getattr(DEFAULTS, f)) for f in free if f != "lr"})
+    setting, rnd = ident.get("setting"), ident.get("round")
+    if setting == DENSE:
+        init_seed, data_seed = cell.seed, cell.seed
+    elif setting in RR_SETTINGS:
+        init_seed, data_seed = protocol.rr_seeds(cell)
+    else:
+        init_seed, data_seed = cell.seed, protocol.lt_data_seed(cell)
+    sparsity = round(imp_sparsity(rnd, cell.imp_rate), 6) if rnd is not None else ident.get("sparsity")
+    sources = {k: ident[k] for k in SOURCES if k in ident}
+    if setting == RANDOM and "mask_source" in sources:  # random_mode enters the identity through its mask
+        sources["mask_source"] = {**sources["mask_source"], "kind": f"random_{cell.random_mode}"}
+    spec = RunSpec(setting, init_seed, data_seed, start=None, sparsity=sparsity, round_=rnd, sources=sources)
+    return json.loads(json.dumps(run_identity(cell, spec, _profile(cell.model)), default=str))
 
 
-def runs_table(runs) -> pd.DataFrame:
-    rows = []
-    for rd in runs:
-        ident, met = rd.read_config()["identity"], rd.read_metrics()
-        rows.append({"run": rd.name, "setting": LABEL[ident["setting"]], "lr": ident["lr"],
-                     "sparsity": round(met["global_sparsity"], 4), "final test acc (%)": met["final_test_acc"],
-                     "best epoch acc (%, secondary)": met["best_test_acc_secondary"],
-                     "wall time (s)": round(met["wall_time_s"], 1), "device": met["device"]})
-    return pd.DataFrame(rows)
+def _shown(key: str, value) -> str:
+    if value is _ABSENT:
+        return repr(getattr(DEFAULTS, key)) + " (default)" if key in params.FIELDS else "absent"
+    return repr(value)
 
 
-def plot_training(runs, title: str = ""):
-    """Test accuracy and training loss per epoch, one line per run (darker = sparser)."""
-    h = history_frame(runs)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    sparsities = sorted(h["sparsity"].unique())
-    palette = dict(zip(sparsities, sns.color_palette("viridis_r", max(1, len(sparsities)))))
-    for (_run, sp), g in h.groupby(["run", "sparsity"], sort=False):
-        lbl = f"sparsity {sp:.3f}" if sp else "dense"
-        axes[0].plot(g["epoch"], g["test_acc"], color=palette[sp], label=lbl, marker=".")
-        axes[1].plot(g["epoch"], g["train_loss"], color=palette[sp], label=lbl)
-    axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch")
-    axes[1].set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss per epoch")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+_ABSENT = object()
 
 
-def plot_mask_layers(runs, title: str = "per-layer sparsity of the masks"):
-    """Per-layer sparsity of each run's mask (the pruning profile on the x axis)."""
-    rows = []
-    for rd in runs:
-        met = rd.read_metrics()
-        for layer, s in met["layer_sparsity"].items():
-            rows.append({"layer": layer, "sparsity (%)": 100 * s, "mask": f"global {met['global_sparsity']:.3f}"})
-    if not rows:
-        return None
-    df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * df["layer"].nunique() + 3), 4))
-    sns.barplot(df, x="layer", y="sparsity (%)", hue="mask", palette="viridis_r", ax=ax)
-    ax.set(ylim=(0, 100), title=title, xlabel="prunable tensor (pruning profile order)")
-    ax.tick_params(axis="x", rotation=60)
-    for t in ax.get_xticklabels():
-        t.set_ha("right")
-    fig.tight_layout()
-    return fig
-
-
-def show_runs(runs, title: str = ""):
-    """What a setting notebook shows about its own runs: a table, training curves, mask sparsity."""
-    from IPython.display import display
-    runs = runs if isinstance(runs, list) else [runs]
-    display(runs_table(runs))
-    plt.show(plot_training(runs, title))
-    fig = plot_mask_layers(runs)
-    if fig is not None:
-        plt.show(fig)
-
-
-# ----------------------------------------------------------------------------- accuracy vs sparsity
-def dense_reference(df: pd.DataFrame) -> pd.DataFrame:
-    """Dense accuracy per (model, dataset, epochs, lr), mean and std over seeds, plus the best lr."""
-    d = df[df["setting"] == "pretrain"]
-    g = d.groupby(["model", "dataset", "epochs", "lr"], observed=True)["final_acc"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
+def identity_differences(row: dict, exp: params.Experiment, free=()) -> list[str]:
+    """'field: run's value (now: the grid's value)' for every identity field where the run differs from
+    what ``exp`` makes of its cell today (empty: the run is current)."""
+    found, expected = row["identity"], expected_identity(row, exp, free)
+    out = []
+    for key in sorted(set(found) | set(expected)):
+        a, b = found.get(key, _ABSENT), expected.get(key, _ABSENT)
+        if a != b:
+            out.append(f"{key}: {_shown(key, a)} (now {_shown(key, b)})")
     return out
 
 
-def plot_accuracy_vs_sparsity(df: pd.DataFrame, model: str, dataset: str, epochs: int | None = None):
-    """Per lr side by side: each setting's mean final accuracy with a ±1 std band over seeds, against
-    the percentage of prunable weights remaining (log axis); dense same-lr and best-lr as lines."""
-    sub = df[(df["model"] == model) & (df["dataset"] == dataset)]
-    if epochs is not None:
-        sub = sub[sub["epochs"] == epochs]
-    lrs = sorted(sub["lr"].unique(), reverse=True)
-    dense = dense_reference(sub)
-    best = dense.loc[dense["mean"].idxmax()] if len(dense) else None
-    fig, axes = plt.subplots(1, len(lrs), figsize=(6.2 * len(lrs), 4.6), sharey=True, squeeze=False)
-    for ax, lr in zip(axes[0], lrs):
-        part = sub[(sub["lr"] == lr) & (sub["setting"] != "pretrain")]
-        for setting in SETTING_ORDER[1:]:
-            s = part[part["setting"] == setting]
-            if not len(s):
-                continue
-            g = s.groupby("target_sparsity")["final_acc"].agg(["mean", "std", "count"]).reset_index()
-            x = 100 * (1 - g["target_sparsity"])
-            ax.plot(x, g["mean"], STYLE.get(setting, "-"), marker=MARKER[setting], color=COLOR[setting],
-                    label=f"{LABEL[setting]} (n={int(g['count'].min())})")
-            ax.fill_between(x, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0),
-                            color=COLOR[setting], alpha=0.15, lw=0)
-        same = dense[dense["lr"] == lr]
-        if len(same):
-            ax.axhline(same["mean"].iloc[0], color=COLOR["pretrain"], lw=1.2,
-                       label=f"dense, lr {lr:g} ({same['mean'].iloc[0]:.2f}%)")
-        if best is not None and best["lr"] != lr:
-            ax.axhline(best["mean"], color=COLOR["pretrain"], lw=1.2, ls="-.",
-                       label=f"dense, best lr {best['lr']:g} ({best['mean']:.2f}%)")
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ticks = sorted({round(100 * (1 - t), 1) for t in part["target_sparsity"].unique()}, reverse=True)
-        if ticks:
-            ax.set_xticks(ticks)
-            ax.set_xticklabels([f"{t:g}" for t in ticks], rotation=45)
-            ax.minorticks_off()
-        ax.set(xlabel="prunable weights remaining (%, log scale)", ylabel="final test accuracy (%)",
-               title=f"{model} / {dataset}, lr {lr:g}")
-        ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return fig
+def grid_membership(row: dict, exp: params.Experiment) -> list[str]:
+    """Why the run of ``row`` is not one of the grid's cells (empty when it is)."""
+    ident, out = row["identity"], []
+    if ident.get("setting") not in exp.settings:
+        out.append(f"setting: {ident.get('setting')!r} is not in the grid's settings {exp.settings}")
+    if not any(math.isclose(ident.get("lr") or 0, lr, rel_tol=1e-12) for lr in exp.lrs):
+        out.append(f"lr: {ident.get('lr')!r} is not in the grid's lrs {exp.lrs}")
+    if row["seed"] not in exp.seeds:
+        out.append(f"seed: {row['seed']!r} is not in the grid's seeds {exp.seeds}")
+    rnd, sp = ident.get("round"), ident.get("sparsity")
+    if rnd is not None and not 1 <= rnd <= exp.imp_rounds:
+        out.append(f"round: {rnd} is beyond the grid's imp_rounds {exp.imp_rounds}")
+    elif rnd is None and sp is not None and not any(math.isclose(sp, s, abs_tol=1e-9) for s in exp.sparsities):
+        out.append(f"sparsity: {sp} is not in the grid's sparsities {exp.sparsities}")
+    return out
 
 
-# ----------------------------------------------------------------------------- verdicts
-def _paired_p(gaps: np.ndarray) -> float:
-    """One-sided paired t-test p-value for mean(gap) > 0 (nan with fewer than 2 pairs)."""
-    from scipy import stats
-    if len(gaps) < 2:
-        return float("nan")
-    sd = gaps.std(ddof=1)
-    if sd == 0:
-        return 0.0 if gaps.mean() > 0 else 1.0
-    t = gaps.mean() / (sd / math.sqrt(len(gaps)))
-    return float(stats.t.sf(t, len(gaps) - 1))
+def current_runs(df: pd.DataFrame, exp: params.Experiment) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(counted, not counted) runs of grid ``exp.name`` in ``df``: a run counts when it is one of the
+    grid's cells and its identity is what the grid's current parameters give that cell. The not counted
+    ones carry a ``differs`` column (the fields that differ, with both values)."""
+    mine = df[df["grid"] == exp.name]
+    why = ["; ".join(grid_membership(r, exp) + identity_differences(r, exp)) for r in mine.to_dict("records")]
+    ok = np.array([not w for w in why], dtype=bool)
+    not_counted = mine[~ok].assign(differs=[w for w in why if w])
+    return mine[ok].reset_index(drop=True), not_counted.reset_index(drop=True)
 
 
-def verdicts(df: pd.DataFrame, tol: float = 0.0, alpha: float = 0.05) -> pd.DataFrame:
-    """Per (model, dataset, epochs, lr, family IMP/OMP, sparsity): LT and RR mean/std, the paired
-    LT-RR gap over the seeds both have, and the three conditions (SPEC section 2):
-    C1 LT >= dense at the same lr - tol; C2 gap > 0 with one-sided paired t-test p < alpha;
-    C3 LT >= the best-lr dense model - tol. ``wins`` = C1 and C2 and C3."""
-    dense = dense_reference(df)
+def comparable_runs(df: pd.DataFrame, exp: params.Experiment, free=FREE_ACROSS_GRIDS) -> pd.DataFrame:
+    """The runs of any grid whose identity agrees with ``exp`` except in the fields ``free`` (by default
+    lr, training length and data order): the runs one study tier shares across its grids. A run present
+    in two grids (same identity) appears once."""
+    same = [not identity_differences(r, exp, free) for r in df.to_dict("records")]
+    return df[np.array(same, dtype=bool)].drop_duplicates("run").reset_index(drop=True)
+
+
+@dataclass
+class Collected:
+    """What one grid's report reads: every finished run under the output root, the grid's counted and
+    not counted runs, and its unfinished ones."""
+    everything: pd.DataFrame
+    counted: pd.DataFrame
+    not_counted: pd.DataFrame
+    unfinished: list[str] = field(default_factory=list)
+
+
+def gather(exp: params.Experiment) -> Collected:
+    """Collect every grid under ``exp.out_root`` and split grid ``exp.name`` into counted/not counted."""
+    everything, unfinished = collect(exp.out_root)
+    counted, not_counted = current_runs(everything, exp)
+    mine = [u for u in unfinished if (project_path(exp.out_root) / exp.name / "runs" / u.split(" ")[0]).exists()]
+    return Collected(everything, counted, not_counted, mine)
+
+
+def grid_table(c: Collected) -> pd.DataFrame:
+    """The grid's finished runs, counted ones first, with a ``counted`` column (results.csv)."""
+    return pd.concat([c.counted.assign(counted=True), c.not_counted.assign(counted=False)], ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- dense models and the premise
+def dense_by_lr(df: pd.DataFrame, wc: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Dense final accuracy per (model, dataset, epochs, lr): mean, std and n over seeds; with a
+    ``weight_correlation`` table, the mean global Pearson r of θ0 and θT too."""
+    d = df[df["setting"] == DENSE]
+    out = d.groupby(GROUP)["final_acc"].agg(["mean", "std", "count"]).reset_index()
+    out = out.rename(columns={"count": "n"})
+    if wc is not None and len(wc):
+        r = wc[wc["layer"] == "(global)"].groupby(["epochs", "lr"])["pearson r"].mean().reset_index()
+        out = out.merge(r.rename(columns={"pearson r": "θ0-θT pearson r"}), on=["epochs", "lr"], how="left")
+    return out
+
+
+def _premise_status(gap: float, spread: float) -> str:
+    if math.isnan(spread):
+        return "cannot be checked (one seed: no spread)"
+    if gap > spread:
+        return "holds"
+    return "fails" if gap <= 0 else "not established (gap within the seed spread)"
+
+
+def premise(dense: pd.DataFrame) -> pd.DataFrame:
+    """The paper's premise per (model, dataset, epochs), from ``dense_by_lr``: the largest lr gives the
+    better dense model. gap = mean(largest lr) - mean(best other lr); spread = the larger of the two
+    seed stds. It holds only when the gap exceeds the spread."""
     rows = []
-    for fam, lt_s, rr_s in (("IMP", "lt_imp", "rr_imp"), ("OMP", "lt_omp", "rr_omp")):
-        lt = df[df["setting"] == lt_s]
-        for (model, dataset, epochs, lr, sp), g in lt.groupby(["model", "dataset", "epochs", "lr",
-                                                              "target_sparsity"], observed=True):
-            rr = df[(df["setting"] == rr_s) & (df["model"] == model) & (df["dataset"] == dataset)
-                    & (df["epochs"] == epochs) & (df["lr"] == lr) & np.isclose(df["target_sparsity"], sp)]
-            pair = g.set_index("seed")["final_acc"].to_frame("lt").join(
-                rr.set_index("seed")["final_acc"].to_frame("rr"), how="inner")
-            gaps = (pair["lt"] - pair["rr"]).to_numpy()
-            dref = dense[(dense["model"] == model) & (dense["dataset"] == dataset) & (dense["epochs"] == epochs)]
-            same = dref[dref["lr"] == lr]["mean"]
-            best = dref["mean"].max() if len(dref) else float("nan")
-            lt_mean = g["final_acc"].mean()
-            p = _paired_p(gaps)
-            c1 = bool(len(same)) and lt_mean >= same.iloc[0] - tol
-            c2 = bool(len(gaps) >= 2 and gaps.mean() > 0 and p < alpha)
-            c3 = bool(not math.isnan(best) and lt_mean >= best - tol)
-            rows.append({"model": model, "dataset": dataset, "epochs": epochs, "lr": lr, "family": fam,
-                         "sparsity": sp, "n_seeds": len(gaps), "LT mean": lt_mean, "LT std": g["final_acc"].std(),
-                         "RR mean": rr["final_acc"].mean() if len(rr) else float("nan"),
-                         "RR std": rr["final_acc"].std() if len(rr) else float("nan"),
-                         "gap LT-RR": gaps.mean() if len(gaps) else float("nan"),
-                         "gap std": gaps.std(ddof=1) if len(gaps) > 1 else float("nan"), "p (paired)": p,
-                         "dense same lr": same.iloc[0] if len(same) else float("nan"), "dense best lr": best,
-                         "C1 matching": c1, "C2 beats RR": c2, "C3 jackpot": c3, "wins": c1 and c2 and c3})
+    for (model, dataset, epochs), g in dense.groupby(["model", "dataset", "epochs"]):
+        g = g.sort_values("lr", ascending=False)
+        best = g.loc[g["mean"].idxmax()]
+        row = {"model": model, "dataset": dataset, "epochs": epochs, "best lr": best["lr"],
+               "large lr": g["lr"].iloc[0], "large lr acc": g["mean"].iloc[0]}
+        if len(g) < 2:
+            rows.append({**row, "status": "cannot be checked (one lr)"})
+            continue
+        other = g.iloc[1:].loc[g.iloc[1:]["mean"].idxmax()]
+        gap, spread = g["mean"].iloc[0] - other["mean"], np.max([g["std"].iloc[0], other["std"]])
+        rows.append({**row, "other lr": other["lr"], "other lr acc": other["mean"], "gap": gap,
+                     "seed spread": spread, "status": _premise_status(gap, float(spread))})
     return pd.DataFrame(rows)
 
 
-def verdict_summary(v: pd.DataFrame) -> list[str]:
-    """One plain-language line per (model, dataset, epochs, lr, family)."""
+def premise_summary(p: pd.DataFrame) -> list[str]:
+    """One line per (model, dataset, epochs); a failing premise says so, and what it means."""
+    if not len(p):
+        return ["**Premise not checked**: no dense run finished yet."]
     lines = []
-    if not len(v):
-        return ["no LT/RR pairs finished yet: no verdicts"]
-    for (model, dataset, epochs, lr, fam), g in v.groupby(["model", "dataset", "epochs", "lr", "family"]):
-        n = len(g)
-        c2 = g[g["C2 beats RR"]]["sparsity"].tolist()
-        wins = g[g["wins"]]["sparsity"].tolist()
-        seeds = int(g["n_seeds"].min())
-        fmt = lambda xs: ", ".join(f"{x:g}" for x in xs)
-        if not c2:
-            c2_text = "no sparsity passes C2 (LT never beats RR beyond seed noise)"
+    for r in p.to_dict("records"):
+        where = f"{r['model']}/{r['dataset']}, {r['epochs']} epochs"
+        if "gap" not in r or pd.isna(r.get("gap")):
+            lines.append(f"**Premise {r['status']}** for {where}.")
+            continue
+        facts = (f"dense accuracy {r['large lr acc']:.2f}% at the largest lr {r['large lr']:g} vs "
+                 f"{r['other lr acc']:.2f}% at lr {r['other lr']:g} (gap {r['gap']:+.2f} points, seed spread "
+                 f"{r['seed spread']:.2f})")
+        if r["status"] == "holds":
+            lines.append(f"**Premise holds** for {where}: {facts}.")
         else:
-            c2_text = f"LT beats RR (C2) at {len(c2)} of {n} sparsities ({fmt(c2)})"
-        win_text = f"winning tickets (C1+C2+C3) at {fmt(wins)}" if wins else "no winning ticket (C1+C2+C3)"
-        lines.append(f"{model}/{dataset}, {epochs} epochs, lr {lr:g}, {fam}: {c2_text}; {win_text} "
-                     f"[{seeds} paired seed{'s' if seeds != 1 else ''}].")
+            lines.append(f"**Premise {r['status']}** for {where}: {facts}. The paper's comparison presumes "
+                         f"the large lr gives the better dense model; this report's LT-vs-RR comparison is "
+                         f"therefore not the paper's.")
     return lines
+
+
+def c3_reference(everything: pd.DataFrame, exp: params.Experiment) -> dict | None:
+    """C3's reference (SPEC section 2): the best-lr dense model of this recipe trained with the full
+    schedule (``full_epochs``, else the grid's epochs), looked up in every grid; None when no such run
+    exists -- never a shorter-schedule stand-in."""
+    full = exp.full_epochs or exp.epochs
+    dense = everything[(everything["setting"] == DENSE) & (everything["epochs"] == full)]
+    # one run per (lr, seed): a dense run of another data-order grid is the same training, not a new seed
+    dense = comparable_runs(dense, exp).sort_values("grid", key=lambda g: g != exp.name, kind="stable")
+    dense = dense.drop_duplicates(["lr", "seed"])
+    if not len(dense):
+        return None
+    g = dense.groupby("lr")["final_acc"].agg(["mean", "std", "count"])
+    lr = g["mean"].idxmax()
+    return {"lr": float(lr), "epochs": int(full), "mean": float(g.loc[lr, "mean"]), "std": float(g.loc[lr, "std"]),
+            "n": int(g.loc[lr, "count"]), "grids": sorted(set(dense.loc[dense["lr"] == lr, "grid"]))}
+
+
+def reference_summary(reference: dict | None, exp: params.Experiment) -> str:
+    full = exp.full_epochs or exp.epochs
+    if reference is None:
+        return (f"**C3 reference missing**: no dense `{exp.model}` run of this recipe with the full {full}-epoch "
+                f"schedule under `{exp.out_root}/`; C3 (and so the full verdict) is not evaluated.")
+    return (f"C3 reference: dense `{exp.model}` at its best lr {reference['lr']:g} with the full {full}-epoch "
+            f"schedule, {reference['mean']:.2f}% (std {reference['std']:.2f}, n = {reference['n']}; grid "
+            f"{', '.join(reference['grids'])}).")
+
+
+# ----------------------------------------------------------------------------- LT vs RR
+def lt_rr_gaps(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per (model, dataset, epochs, data order, lr, family IMP/OMP, sparsity): LT and RR mean/std/n over
+    their seeds, and the paired LT-RR gap over the seeds both have (``stats.paired_gap``). Sparsities
+    are rounded to 3 decimals, so IMP and OMP points at one sparsity share a label."""
+    keys = ["model", "dataset", "epochs", "data_order", "lr", "sparsity"]
+    d = df.assign(sparsity=df["target_sparsity"].round(SPARSITY_DECIMALS))[keys + ["setting", "seed", "final_acc"]]
+    rows = []
+    for family, lt_s, rr_s in registry.PAIRS:
+        lt, rr = (d[d["setting"] == s].drop(columns="setting") for s in (lt_s, rr_s))
+        both = lt.merge(rr, on=keys + ["seed"], how="outer", suffixes=(" LT", " RR"))
+        for key, g in both.groupby(keys):
+            paired = g.dropna(subset=["final_acc LT", "final_acc RR"])
+            rows.append({**dict(zip(keys, key)), "family": family,
+                         **{f"{w} {f}": getattr(g[f"final_acc {w}"], f)() for w in ("LT", "RR") for f in
+                            ("mean", "std", "count")},
+                         **S.paired_gap(paired["final_acc LT"], paired["final_acc RR"], alpha)})
+    out = pd.DataFrame(rows)
+    return out.rename(columns={"LT count": "LT n", "RR count": "RR n"}) if len(out) else out
+
+
+def verdicts(df: pd.DataFrame, reference: dict | None, tol: float = 0.0, alpha: float = 0.05) -> pd.DataFrame:
+    """The LT-RR gaps of ``df`` (one grid's counted runs) with the three conditions of SPEC section 2:
+    C1 LT >= dense at the same lr - tol; C2 LT beats RR (one-sided paired t-test, p < alpha);
+    C3 LT >= the full-schedule best-lr dense model (``reference``) - tol, NA when it is missing.
+    ``wins`` = C1 and C2 and C3 (NA when C3 is)."""
+    v = lt_rr_gaps(df, alpha)
+    if not len(v):
+        return v
+    dense = dense_by_lr(df)[GROUP + ["mean"]].rename(columns={"mean": "dense same lr"})
+    v = v.merge(dense, on=GROUP, how="left")
+    v["C1 matching"] = (v["LT mean"] >= v["dense same lr"] - tol).astype("boolean")
+    v["C2 beats RR"] = (v["p LT>RR"] < alpha).astype("boolean")
+    ref = reference["mean"] if reference else math.nan
+    v["dense best lr (full schedule)"] = ref
+    v["C3 jackpot"] = pd.array([pd.NA] * len(v), dtype="boolean") if reference is None else \
+        (v["LT mean"] >= ref - tol).astype("boolean")
+    v["wins"] = v["C1 matching"] & v["C2 beats RR"] & v["C3 jackpot"]
+    return v
+
+
+def _ci(r: dict) -> str:
+    if not math.isfinite(r["CI low"]):
+        return f"n = {r['n']}, no CI"
+    return f"n = {r['n']}, CI [{r['CI low']:+.2f}, {r['CI high']:+.2f}]"
+
+
+def _list(xs) -> str:
+    return ", ".join(f"{x:.3f}" for x in xs) or "none"
+
+
+def verdict_summary(v: pd.DataFrame) -> list[str]:
+    """One plain-language line per (model, dataset, epochs, lr, family): where LT beats RR, where RR beats
+    LT, what is not resolved (with its CI), and where a ticket wins (C1+C2+C3)."""
+    if not len(v):
+        return ["no LT/RR pair finished yet: no verdicts"]
+    lines = []
+    for (model, dataset, epochs, lr, fam), g in v.groupby(["model", "dataset", "epochs", "lr", "family"]):
+        lt_wins, rr_wins = g[g["result"].str.startswith("LT beats")], g[g["result"].str.startswith("RR beats")]
+        open_ = g[g["result"].str.startswith("not resolved")]
+        text = [f"LT beats RR at {len(lt_wins)} of {len(g)} sparsities ({_list(lt_wins['sparsity'])})"]
+        if len(rr_wins):
+            text.append(f"RR beats LT at {_list(rr_wins['sparsity'])}")
+        if len(open_):
+            text.append("not resolved at " + "; ".join(f"{r['sparsity']:.3f} ({_ci(r)})"
+                                                        for r in open_.to_dict("records")))
+        if g["C3 jackpot"].isna().all():
+            text.append("C3 not evaluated (no full-schedule dense reference)")
+        else:
+            text.append("winning tickets (C1+C2+C3) at " + _list(g.loc[g["wins"].fillna(False), "sparsity"]))
+        n = int(g["n"].min())
+        power = f"; underpowered: n = {n}" if n < S.UNDERPOWERED_BELOW else ""
+        lines.append(f"{model}/{dataset}, {epochs} epochs, lr {lr:g}, {fam}: {'; '.join(text)} "
+                     f"[{n} paired seed{'s' if n != 1 else ''}{power}].")
+    return lines
+
+
+def length_table(everything: pd.DataFrame, exp: params.Experiment, alpha: float = 0.05) -> pd.DataFrame:
+    """LT-RR gaps with their CIs from every grid of this study tier (same recipe but lr, training length
+    and data order): the training-length axis and the data-order ablation."""
+    return lt_rr_gaps(comparable_runs(everything, exp), alpha)
 
 
 # ----------------------------------------------------------------------------- layerwise sparsity
 def layerwise_table(df: pd.DataFrame, lr: float, seed: int, sparsities) -> pd.DataFrame:
     """Per-layer sparsity of the IMP, OMP and random masks nearest to each global sparsity asked for."""
     rows = []
-    sub = df[(df["lr"] == lr) & (df["seed"] == seed)]
+    sub = df[np.isclose(df["lr"], lr) & (df["seed"] == seed)]
+    kinds = [(lt, fam) for fam, lt, _ in registry.PAIRS] + [(RANDOM, "random")]
     for target in sparsities:
-        for setting, kind in (("lt_imp", "IMP"), ("lt_omp", "OMP"), ("random_prune", "random")):
+        for setting, kind in kinds:
             s = sub[sub["setting"] == setting]
             if not len(s):
                 continue
@@ -285,208 +381,56 @@ def layerwise_table(df: pd.DataFrame, lr: float, seed: int, sparsities) -> pd.Da
             if abs(s.loc[i, "target_sparsity"] - target) > 0.02:
                 continue
             met = load_json(Path(s.loc[i, "path"]) / "metrics.json")
-            for layer, sp in met["layer_sparsity"].items():
-                rows.append({"global sparsity": f"{s.loc[i, 'target_sparsity']:.3f}", "mask": kind,
-                             "layer": layer, "sparsity (%)": 100 * sp})
+            rows += [{"global sparsity": f"{s.loc[i, 'target_sparsity']:.{SPARSITY_DECIMALS}f}", "mask": kind,
+                      "layer": layer, "sparsity (%)": 100 * sp} for layer, sp in met["layer_sparsity"].items()]
     return pd.DataFrame(rows)
 
 
-def plot_layerwise(table: pd.DataFrame, title: str = ""):
-    if not len(table):
-        return None
-    levels = sorted(table["global sparsity"].unique())
-    n_layers = table["layer"].nunique()
-    fig, axes = plt.subplots(len(levels), 1, figsize=(max(7, 0.5 * n_layers + 3), 3.3 * len(levels)),
-                             squeeze=False, sharex=True)
-    pal = {"IMP": COLOR["lt_imp"], "OMP": COLOR["lt_omp"], "random": COLOR["random_prune"]}
-    for ax, level in zip(axes[:, 0], levels):
-        part = table[table["global sparsity"] == level]
-        sns.barplot(part, x="layer", y="sparsity (%)", hue="mask", palette=pal, ax=ax)
-        ax.axhline(100 * float(level), color="k", lw=1, ls="--", label="global")
-        ax.set(ylim=(0, 100), title=f"global sparsity {level}", xlabel="")
-        ax.legend(fontsize=8, loc="upper left")
-    axes[-1, 0].set_xlabel("prunable tensor (pruning profile order)")
-    axes[-1, 0].tick_params(axis="x", rotation=60)
-    for t in axes[-1, 0].get_xticklabels():
-        t.set_ha("right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 # ----------------------------------------------------------------------------- init vs trained weights
+def correlation_sparsity(exp: params.Experiment) -> float:
+    """The sparsity the top-k overlap of |θ0| and |θT| is measured at: the grid's highest OMP sparsity,
+    else its last IMP round's."""
+    return max(exp.sparsities, default=imp_sparsity(max(1, exp.imp_rounds), exp.imp_rate))
+
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, sparsity: float) -> tuple[float, float]:
+    k = max(1, int(round((1 - sparsity) * len(a))))
+    top_a = np.argsort(-np.abs(a), kind="stable")[:k]
+    top_b = np.argsort(-np.abs(b), kind="stable")[:k]
+    return len(np.intersect1d(top_a, top_b)) / k, k / len(a)
+
+
 def weight_correlation(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
     """Per dense run, per prunable layer and globally: Pearson r of θ0 and θT, and the overlap of the
     top-(1-s) positions of |θ0| and |θT| (ours: the paper's exact metric is not known). Chance overlap
     for independent rankings is 1-s."""
-    from .models import load_profile
     rows = []
-    for _, r in df[df["setting"] == "pretrain"].iterrows():
+    for r in df[df["setting"] == DENSE].to_dict("records"):
         rd = RunDir(r["path"])
         t0, tT = rd.load_init(), rd.load_final()
-        names = load_profile(r["model"])
-        pools = [(n, t0[n].flatten().double(), tT[n].flatten().double()) for n in names]
-        pools.append(("(global)", np.nan, np.nan))
-        all0 = np.concatenate([p[1].numpy() for p in pools[:-1]])
-        allT = np.concatenate([p[2].numpy() for p in pools[:-1]])
+        pools = [(n, t0[n].flatten().double().numpy(), tT[n].flatten().double().numpy())
+                 for n in _profile(r["model"])]
+        pools.append(("(global)", np.concatenate([p[1] for p in pools]), np.concatenate([p[2] for p in pools])))
         for n, a, b in pools:
-            a = all0 if n == "(global)" else a.numpy()
-            b = allT if n == "(global)" else b.numpy()
-            k = max(1, int(round((1 - sparsity) * len(a))))
-            top0 = np.argsort(-np.abs(a), kind="stable")[:k]
-            topT = np.argsort(-np.abs(b), kind="stable")[:k]
-            overlap = len(np.intersect1d(top0, topT)) / k
+            overlap, chance = _overlap(a, b, sparsity)
             rows.append({"lr": r["lr"], "seed": r["seed"], "epochs": r["epochs"], "layer": n,
                          "pearson r": float(np.corrcoef(a, b)[0, 1]), "top-k overlap": overlap,
-                         "chance overlap": k / len(a)})
+                         "chance overlap": chance})
     return pd.DataFrame(rows)
-
-
-def plot_weight_correlation(wc: pd.DataFrame, sparsity: float):
-    if not len(wc):
-        return None
-    wc = wc.assign(lr=wc["lr"].map(lambda x: f"lr {x:g}"))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
-    order = list(dict.fromkeys(wc["layer"]))
-    sns.barplot(wc, y="layer", x="pearson r", hue="lr", order=order, ax=axes[0], errorbar="sd")
-    axes[0].set(title="Pearson r of θ0 and θT (ours)", xlabel="Pearson correlation", ylabel="")
-    sns.barplot(wc, y="layer", x="top-k overlap", hue="lr", order=order, ax=axes[1], errorbar="sd")
-    axes[1].axvline(1 - sparsity, color="k", ls="--", lw=1, label=f"chance ({1 - sparsity:.2f})")
-    axes[1].set(title=f"top-k overlap of |θ0| and |θT| at sparsity {sparsity:g} (ours)",
-                xlabel="fraction of θT's kept positions also top in |θ0|", ylabel="")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-# ----------------------------------------------------------------------------- report text
-DIFFERENCES = """\
-| this project | the official code |
-|---|---|
-| prunes the **final-epoch** weights and reports **final-epoch** accuracy; best-epoch accuracy only as a labelled secondary number | prunes and reports the best-test-accuracy epoch (selects on the test set) |
-| θ0 is a saved file (`init.pt` of the dense run) | "the same seed again", which gives different weights on different servers |
-| separate init and data-order seeds; RR changes only the init, so LT vs RR is paired on the same data stream (`rr_changes_data: true` gives the official behaviour) | one seed changes both |
-| every prunable tensor is masked at every step, whatever its sparsity | tensors under 10% sparsity are skipped and trained dense |
-| no end-of-run re-pruning | hard-prunes every layer to >= 50% / 90% after the last epoch |
-| per-layer cap of 0.99 sparsity as a recorded parameter (`prune_cap`) | a fixed cap in code |
-"""
-
-
-def expected_counts(exp) -> dict:
-    """How many runs of each setting a complete grid holds."""
-    cells = len(exp.lrs) * len(exp.seeds)
-    per = {"pretrain": 1, "lt_imp": exp.imp_rounds, "rr_imp": exp.imp_rounds}
-    per.update({s: len(exp.sparsities) for s in ("lt_omp", "rr_omp", "oneshot_retrain", "random_prune")})
-    return {s: cells * per[s] for s in SETTING_ORDER if s in exp.settings}
-
-
-def completeness(exp, df: pd.DataFrame, unfinished: list[str]) -> pd.DataFrame:
-    found = df["setting"].astype(str).value_counts().to_dict() if len(df) else {}
-    rows = []
-    for s, n in expected_counts(exp).items():
-        busy = sum(u.startswith(s + "-") for u in unfinished)
-        rows.append({"setting": LABEL[s], "expected runs": n, "finished": found.get(s, 0),
-                     "unfinished (started)": busy, "missing": max(0, n - found.get(s, 0))})
-    return pd.DataFrame(rows)
-
-
-def scale_markdown(exp, df: pd.DataFrame) -> str:
-    """The run's scale, environment and code version, stated plainly."""
-    import platform
-    import torch
-    dev = ", ".join(sorted(df["device"].dropna().unique())) if len(df) else "n/a"
-    thr = ", ".join(str(int(t)) for t in sorted(df["threads"].dropna().unique())) if len(df) else "n/a"
-    n_train = int(df["n_train"].max()) if len(df) else exp.n_train
-    n_test = int(df["n_test"].max()) if len(df) else exp.n_test
-    full = {"cifar10": 50000, "cifar100": 50000, "fashion_mnist": 60000}.get(exp.dataset)
-    small = (full and n_train < full) or exp.epochs < 100 or exp.model in ("lenet5", "lenet300_100")
-    warn = ("\n\n> **Scale warning:** this is a reduced-scale run (smaller model, data subset or fewer "
-            "epochs than the paper). Its numbers illustrate the pipeline and the *direction* of effects; "
-            "they are not the paper's numbers.") if small else ""
-    return (f"**Grid** `{exp.name}` — {exp.description}\n\n"
-            f"| | |\n|---|---|\n| model | `{exp.model}` |\n| dataset | `{exp.dataset}`: {n_train:,} training images"
-            f"{f' (stratified subset of {full:,})' if full and n_train < full else ''}, {n_test:,} test images |\n"
-            f"| recipe | {exp.epochs} epochs, batch {exp.batch_size}, SGD momentum {exp.momentum}, wd {exp.weight_decay}, "
-            f"{exp.lr_schedule} LR (milestones {exp.milestones}), lrs {exp.lrs} |\n"
-            f"| seeds | {exp.seeds} (RR init seed = seed + {exp.rr_seed_offset}) |\n"
-            f"| pruning | global magnitude over the profile, IMP {exp.imp_rounds} rounds of {exp.imp_rate:.0%}, "
-            f"OMP at {exp.sparsities}, layer cap {exp.prune_cap} |\n"
-            f"| environment | torch {torch.__version__}, Python {platform.python_version()}, device {dev}, "
-            f"threads {thr} |\n| code version | `{code_version()}` |" + warn)
-
-
-# ----------------------------------------------------------------------------- figures and HTML
-def save_figure(fig, folder, name: str) -> None:
-    """Save ``fig`` as PNG and SVG under ``folder`` (atomically)."""
-    import io
-    folder = Path(folder)
-    for ext in ("png", "svg"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=110, bbox_inches="tight")
-        atomic_write_bytes(folder / f"{name}.{ext}", buf.getvalue())
-
-
-def render(ipynb, html_path, show_input: bool = False) -> None:
-    """Render an executed notebook to self-contained HTML (figures embedded), inputs hidden by default."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    nb = nbformat.read(str(ipynb), as_version=4)
-    body, _ = HTMLExporter(exclude_input=not show_input, exclude_input_prompt=True,
-                           exclude_output_prompt=True).from_notebook_node(nb)
-    # self-contained and offline: drop the CDN scripts (require.js, MathJax) the template links
-    body = re.sub(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', "", body)
-    atomic_write_text(html_path, body)
-
-
-def write_index(out_root="outputs") -> Path:
-    """outputs/reports/index.html: every grid's report and every executed setting notebook (rendered to
-    HTML beside it when missing or stale)."""
-    root = project_path(out_root)
-    parts = []
-    for grid_dir in sorted(p for p in root.iterdir() if (p / "notebooks").is_dir() or (p / "reports").is_dir()):
-        grid = grid_dir.name
-        items = []
-        rep = grid_dir / "reports" / "analysis.html"
-        if rep.exists():
-            items.append(f'<li><a href="../{grid}/reports/analysis.html"><b>analysis report</b></a></li>')
-        for nb in sorted((grid_dir / "notebooks").glob("*.ipynb")):
-            if ".tmp" in nb.name:
-                continue
-            page = nb.with_suffix(".html")
-            if not page.exists() or page.stat().st_mtime < nb.stat().st_mtime:
-                render(nb, page, show_input=True)
-            cls = ' class="failed"' if nb.name.endswith(".failed.ipynb") else ""
-            items.append(f'<li{cls}><a href="../{grid}/notebooks/{page.name}">{html.escape(nb.stem)}</a></li>')
-        parts.append(f"<h2>{html.escape(grid)}</h2><ul>{''.join(items) or '<li>nothing yet</li>'}</ul>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Lottery-ticket sanity checks: reports</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
-li.failed a{{color:#b00}} ul{{columns:2}}</style></head><body>
-<h1>Lottery-ticket sanity checks &mdash; reports</h1>
-<p>Code version {html.escape(code_version())}. Each grid: its analysis report, then every executed setting
-notebook (failed ones in red).</p>{''.join(parts) or '<p>No runs yet: run <code>make demo</code>.</p>'}
-</body></html>"""
-    path = root / "reports" / "index.html"
-    atomic_write_text(path, page)
-    return path
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 3 and argv[0] == "render":
-        render(argv[1], argv[2])
-        print(argv[2])
-        return 0
-    if len(argv) in (1, 2) and argv[0] == "index":
-        print(write_index(*(argv[1:] or ["outputs"])))
-        return 0
-    print("usage: python -m lthlib.results render NOTEBOOK.ipynb OUT.html | index [OUT_ROOT]", file=sys.stderr)
-    return 2
+    """The command line lives in ``lthlib.report`` (render, index); this name keeps working."""
+    from .report import main as report_main
+    return report_main(argv, prog="python -m lthlib.results")
 
 
 if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["collect", "verdicts", "verdict_summary", "plot_accuracy_vs_sparsity", "layerwise_table",
-           "plot_layerwise", "weight_correlation", "plot_weight_correlation", "show_runs", "save_figure",
-           "render", "write_index"]
+__all__ = ["collect", "save_table", "expected_identity", "identity_differences", "grid_membership",
+           "current_runs", "comparable_runs", "Collected", "gather", "grid_table", "correlation_sparsity", "dense_by_lr", "premise",
+           "premise_summary", "c3_reference", "reference_summary", "lt_rr_gaps", "verdicts", "verdict_summary",
+           "length_table", "layerwise_table", "weight_correlation"]

@@ -59,6 +59,43 @@ def run_grid(base: Experiment) -> int:
     return trained
 
 
+def waves(exp: Experiment) -> list[int]:
+    """How many runs each scheduler step trains for the grid ``exp`` (from the registry: a setting
+    starts once its dependencies have ended; a sequential setting advances one run per step)."""
+    cells = len(exp.lrs) * len(exp.seeds)
+    end: dict[str, int] = {}
+    counts: dict[int, int] = {}
+    for s in (registry.get(n) for n in registry.NAMES if n in exp.settings):
+        start = max((end[d] + 1 for d in s.depends), default=0)
+        n = s.runs_per_cell(exp)
+        steps = range(start, start + n) if s.sequential else [start]
+        for k in steps:
+            counts[k] = counts.get(k, 0) + cells * (1 if s.sequential else n)
+        end[s.name] = steps[-1] if n else start - 1
+    return [counts[k] for k in sorted(counts)]
+
+
+def estimate_seconds(exp: Experiment, rates: dict[int, float], n_images: int) -> float:
+    """Training time of the grid ``exp`` scheduled as packs of up to ``pack_size``, from measured
+    ticket-images per second by pack size (linear between measured sizes, flat beyond them)."""
+    total = 0.0
+    for count in waves(exp):
+        full, rest = divmod(count, exp.pack_size)
+        for k in [exp.pack_size] * full + ([rest] if rest else []):
+            total += k * exp.epochs * n_images / pack_rate(rates, k)
+    return total
+
+
+def pack_rate(rates: dict[int, float], k: int) -> float:
+    """Ticket-images per second of a pack of ``k`` from ``rates`` measured at some pack sizes."""
+    sizes = sorted(rates)
+    lo = max((s for s in sizes if s <= k), default=sizes[0])
+    hi = min((s for s in sizes if s >= k), default=sizes[-1])
+    if lo == hi:
+        return rates[lo]
+    return rates[lo] + (rates[hi] - rates[lo]) * (k - lo) / (hi - lo)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):

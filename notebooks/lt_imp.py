@@ -27,7 +27,7 @@ overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make p
 
 # %%
 import lthlib
-from lthlib import results
+from lthlib import plots
 from IPython.display import Markdown
 
 exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
@@ -39,4 +39,4 @@ Markdown(f"This grid: {exp.imp_rounds} rounds of {exp.imp_rate:.0%}; sparsity af
 runs = lthlib.lt_imp(exp)
 
 # %%
-results.show_runs(runs, title=f"LT-IMP, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"LT-IMP, lr {exp.lr:g}, seed {exp.seed}")

@@ -27,7 +27,7 @@ overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make p
 
 # %%
 import lthlib
-from lthlib import results
+from lthlib import plots
 from IPython.display import Markdown
 
 exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
@@ -38,4 +38,4 @@ Markdown(f"Sparsities: {', '.join(f'{s:g}' for s in exp.sparsities)}; retrained 
 runs = lthlib.oneshot_retrain(exp)
 
 # %%
-results.show_runs(runs, title=f"One-shot prune + retrain, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"One-shot prune + retrain, lr {exp.lr:g}, seed {exp.seed}")

@@ -28,7 +28,7 @@ mask_from = "imp"  # "imp": the masks of every LT-IMP round; "omp": the LT-OMP m
 
 # %%
 import lthlib
-from lthlib import results
+from lthlib import plots
 from IPython.display import Markdown
 
 exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
@@ -41,4 +41,4 @@ Markdown(f"θ0' has init seed {exp.seed} + {exp.rr_seed_offset}. "
 runs = lthlib.rr(exp, mask_from)
 
 # %%
-results.show_runs(runs, title=f"Random re-initialization, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"Random re-initialization, lr {exp.lr:g}, seed {exp.seed}")

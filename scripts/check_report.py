@@ -1,4 +1,5 @@
-"""Open every report page in headless Chromium: no console errors, every figure loaded; screenshots.
+"""Open every report page in headless Chromium: no console errors, every figure loaded, and an analysis
+report states its premise check before any verdict; screenshots.
 
     python scripts/check_report.py [OUT]      (make check-report)
 
@@ -21,6 +22,16 @@ def pages(out: Path) -> list[Path]:
     found += sorted(out.glob("*/reports/analysis.html"))
     found += sorted(out.glob("*/notebooks/*.html"))[:4]  # a sample of the executed setting notebooks
     return found
+
+
+def section_order(text: str) -> str | None:
+    """What is wrong with an analysis report's order (SPEC 8.7: the premise check comes first), or None."""
+    premise, verdicts = text.find("Premise check"), text.find("Winning-ticket verdicts")
+    if premise < 0:
+        return "no premise check"
+    if 0 <= verdicts < premise:
+        return "verdicts come before the premise check"
+    return None
 
 
 def main(out="outputs") -> int:
@@ -46,6 +57,9 @@ def main(out="outputs") -> int:
             broken = [i for i, (done, w) in enumerate(imgs) if not done or w == 0]
             name = "_".join(page_path.relative_to(out).with_suffix(".png").parts)
             page.screenshot(path=str(shots / name), full_page=True)
+            order = section_order(page.inner_text("body")) if page_path.name == "analysis.html" else None
+            if order:
+                errors.append(f"report order: {order}")
             status = "ok" if not errors and not broken else "FAIL"
             failures += status == "FAIL"
             print(f"{status:4s} {page_path}  figures={len(imgs)} broken={len(broken)} console_errors={len(errors)}"
