@@ -325,7 +325,8 @@ def _grid_lines(model_name, dataset, data, a, device, official: float, ours: flo
     for k, r in rates.items():
         print(f"{model_name:9s} {'pack of ' + str(k) + ' (own data order and lr each)':44s} {r:12.0f}")
     if a.compile_mode:
-        for k, r in pack_rates(model_name, dataset, data, sizes, device, a.compile_mode).items():
+        for k, r in pack_rates(model_name, dataset, data, [k for k in sizes if k >= 16] or sizes, device,
+                               a.compile_mode).items():
             print(f"{model_name:9s} {'pack of ' + str(k) + ', compile ' + a.compile_mode:44s} {r:12.0f}")
     save_rates(model_name, device, rates, official)
     grid_estimate(rates, official, _device_name(device))

@@ -72,7 +72,7 @@ def collect(out_root="outputs", grid: str | None = None) -> tuple[pd.DataFrame, 
         if not path.is_dir():
             continue
         rd = RunDir(path)
-        problem = rd.problem() if rd.metrics.exists() else "not finished"
+        problem = rd.problem(weights=False) if rd.metrics.exists() else "not finished"
         if problem == "not finished":
             unfinished.append(rd.name)
         elif problem:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import hashlib
 import io
@@ -28,14 +29,29 @@ def _tmp_name(path: Path) -> Path:
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path``, fsync, then rename over ``path``: readers see
+    the old file or the whole new one. On failure (a full disk, a read-only folder) the temporary file
+    is removed and the OSError (same errno) names ``path`` and what to do."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        fix = ("free disk space there and run again (finished runs are kept)" if exc.errno == errno.ENOSPC
+               else f"check that {path.parent} exists and is writable, then run again")
+        raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc}); the partial temporary "
+                                 f"file was removed: {fix}", str(path)) from exc
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -74,13 +90,14 @@ def load_checkpoint(path, what: str = "checkpoint"):
                               f"to recompute it.") from exc
 
 
-def load_json(path, what: str = "file") -> dict:
+def load_json(path, what: str = "file"):
+    """json.loads of ``path``; a missing or unreadable file is a CheckpointError naming it."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path}: {what} not found.") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: {what} is not valid JSON ({exc}). Delete the run folder and "
                               f"run again.") from exc
 
@@ -145,8 +162,11 @@ class RunDir:
         readable. A folder with metrics.json that fails this is broken (see ``problem``) and retrained."""
         return self.metrics.exists() and self.problem() is None
 
-    def problem(self) -> str | None:
-        """Why a folder holding metrics.json is not a usable finished run (None when it is)."""
+    def problem(self, weights: bool = True) -> str | None:
+        """Why a folder holding metrics.json is not a usable finished run (None when it is). With
+        ``weights=False`` only its results are asked for (metrics, config, history): what a report reads,
+        e.g. of run folders copied back from a GPU machine without their weight files. Training that
+        needs the weights retrains such a run."""
         try:
             met, cfg = json.loads(self.metrics.read_text()), json.loads(self.config.read_text())
         except FileNotFoundError as exc:
@@ -157,8 +177,8 @@ class RunDir:
             return "metrics.json lacks final_test_acc/global_sparsity"
         if not isinstance(cfg, dict) or not isinstance(cfg.get("identity"), dict):
             return "config.json lacks the run's identity"
-        needed = [self.init, self.final, self.history] + ([self.mask] if cfg["identity"].get("setting") != "pretrain"
-                                                          else [])
+        sparse = cfg["identity"].get("setting") != "pretrain"
+        needed = [self.history] + ([self.init, self.final] + [self.mask] * sparse if weights else [])
         for f in needed:
             if not f.exists() or f.stat().st_size == 0:
                 return f"{f.name} is missing or empty"
