@@ -2,6 +2,7 @@
 # Every unit of work is a file: an executed notebook per (setting, lr, seed) under
 # $(OUT)/<grid>/notebooks/, written only on success. Finished runs are skipped, cut ones resume.
 SHELL := /bin/bash
+PROJECT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 OUT ?= outputs
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,15 +23,43 @@ LAUNCHER := $(PY) -m lthlib.launch --executor local --folder $(OUT)/slurm --
 else ifneq ($(NGPU),)
 LAUNCHER := $(PY) -m lthlib.launch --gpu-slots $(NGPU) --lock-dir $(OUT)/.gpu-slots --
 endif
-# the plan for a grid: a generated Makefile with one target per executed notebook
-plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(OUT) $(2) $(SET) $(if $(DATA),data_root=$(DATA))
+# a value as one single-quoted shell word
+shq = '$(subst ','\'',$(1))'
+# SET reaches the planner as written: not expanded by make (no $(shell ...) runs), not by the shell
+# ($HOME stays $HOME), split into key=value pairs like a shell line; its values go to the notebooks
+# through YAML files, never into a Makefile. The sub-make gets SET= and DATA= so nothing expands them.
+unexport SET DATA
+export LTHLIB_SET = $(value SET)
+# the plan for a grid: a generated Makefile with one target per executed notebook; prints its path
+plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(call shq,$(OUT)) $(2) \
+  $(if $(DATA),$(call shq,data_root=$(DATA))) --set "$$LTHLIB_SET"
 # run a grid: regenerate its plan (cheap), then make its targets with $(2) parallel jobs
 define run_grid
-+@p=$$($(call plan,$(1),$(4))) && $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) "LAUNCHER=$(3)" -j$(2) all
++@p=$$($(call plan,$(1),$(4))) && $(MAKE) --no-print-directory -f $$p OUT=$(call shq,$(OUT)) VENV=$(VENV) \
+  SET= DATA= "LAUNCHER=$(3)" -j$(2) all
 endef
+define newline
 
+
+endef
+# the Fashion-MNIST ResNet-20 study tier: the training-length axis in this order, then any other
+# params/fmnist_resnet20_*.yaml
+FMNIST_ORDER := fmnist_resnet20_10ep fmnist_resnet20_40ep fmnist_resnet20_160ep fmnist_resnet20_40ep_fresh
+FMNIST_FOUND := $(basename $(notdir $(wildcard params/fmnist_resnet20_*.yaml)))
+FMNIST_GRIDS := $(filter $(FMNIST_FOUND),$(FMNIST_ORDER)) $(sort $(filter-out $(FMNIST_ORDER),$(FMNIST_FOUND)))
+# checks OUT before anything is deleted: set, a folder, neither the checkout nor a folder above it, and
+# an outputs root (a grid folder with plan.mk or runs/ in it); sets $$res to its resolved path
+define check_out
+out=$(call shq,$(OUT)); \
+[ -n "$$out" ] || { echo "error: OUT is empty: give the outputs folder, e.g. OUT=outputs" >&2; exit 2; }; \
+[ -d "$$out" ] || { echo "error: OUT=$$out is not a folder: nothing to clean" >&2; exit 2; }; \
+res=$$(cd "$$out" && pwd -P) || exit 2; \
+for here in "$$(pwd -P)" "$$(cd $(call shq,$(PROJECT)) && pwd -P)"; do case "$$here/" in "$${res%/}/"*) \
+  echo "error: OUT=$$out resolves to $$res, which holds $$here; give the outputs folder, e.g. OUT=outputs" >&2; \
+  exit 2;; esac; done
+endef
 .PHONY: help setup demo report reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
-        reproduce-imagenet grid report index check-report lab test test-slow bench clean clean-runs fashion-mnist
+        reproduce-imagenet reproduce-fmnist grid report index check-report lab test test-slow bench clean clean-runs fashion-mnist
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -86,6 +115,11 @@ reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50, torchrun on NGPU GPUs: make
 	@test -n "$(DATA)" || { echo "error: DATA=/path/to/imagenet (with train/ and val/ ImageFolders) is required" >&2; exit 2; }
 	$(call run_grid,imagenet_resnet50,1,$(if $(filter slurm submitit-local,$(LAUNCH)),$(LAUNCHER)),nproc=$(or $(NGPU),1))
 
+reproduce-fmnist: $(STAMP) $(FMNIST)  ## study tier: ResNet-20 on full Fashion-MNIST at 10/40/160 epochs + fresh data order
+	$(if $(strip $(FMNIST_GRIDS)),,$(error no params/fmnist_resnet20_*.yaml grid found: the study tier's grids live there))
+	$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(or $(NGPU),$(JOBS)),$(LAUNCHER))$(newline))
+	@$(PY) -m lthlib.results index $(OUT)
+
 grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]'] [NGPU=4] [LAUNCH=slurm]
 	@test -n "$(GRID)" || { echo "error: GRID=<name of a params/*.yaml file> is required" >&2; exit 2; }
 	$(call run_grid,$(GRID),$(or $(NGPU),$(JOBS)),$(LAUNCHER))
@@ -116,9 +150,20 @@ bench: $(STAMP)  ## throughput benchmark: official-style loop vs our engine (pri
 	$(PY) bench/bench_training.py
 
 clean:  ## remove temporary and derived files (converted notebooks, failed/tmp notebooks); keeps runs
-	rm -rf $(OUT)/.nbsrc
-	find $(OUT) -name '*.tmp.ipynb' -delete -o -name '*.failed.ipynb' -delete -o -name '.*.tmp[0-9]*' -delete 2>/dev/null || true
+	@[ -z $(call shq,$(OUT)) ] || [ -d $(call shq,$(OUT)) ] || exit 0; $(check_out); \
+	rm -rf "$$res/.nbsrc"; \
+	find "$$res" \( -name '*.tmp.ipynb' -o -name '*.failed.ipynb' -o -name '.*.tmp[0-9]*' \) -type f -delete
 
-clean-runs:  ## delete ALL runs, notebooks and reports under $(OUT) (asks first; CONFIRM=yes skips)
-	@if [ "$(CONFIRM)" != yes ]; then read -p "Delete every run, notebook and report under $(OUT)/ (data kept)? [y/N] " a; [ "$$a" = y ]; fi
-	find $(OUT) -mindepth 1 -maxdepth 1 ! -name data ! -name README.md -exec rm -rf {} +
+clean-runs:  ## delete every grid's runs, notebooks and reports under $(OUT) (asks first; CONFIRM=yes skips; data kept)
+	@$(check_out); \
+	grids=(); for g in "$$res"/*/; do g="$${g%/}"; [ -L "$$g" ] && continue; \
+	  { [ -f "$$g/plan.mk" ] || [ -d "$$g/runs" ]; } && grids+=("$$g"); done; \
+	[ $${#grids[@]} -gt 0 ] || { echo "error: OUT=$$out ($$res) holds no grid folder (<grid>/plan.mk or" \
+	  "<grid>/runs/): not an outputs root, nothing deleted" >&2; exit 2; }; \
+	echo "Grids under $$res: $${grids[*]##*/}"; \
+	if [ "$(CONFIRM)" != yes ]; then read -p "Delete their runs, notebooks and reports (data kept)? [y/N] " a; \
+	  [ "$$a" = y ] || { echo "nothing deleted"; exit 1; }; fi; \
+	for g in "$${grids[@]}"; do rm -rf -- "$$g/runs" "$$g/notebooks" "$$g/reports" "$$g/plan.mk" "$$g/results.csv"; \
+	  rmdir -- "$$g" 2>/dev/null || true; done; \
+	rm -rf -- "$$res/reports" "$$res/results.csv" "$$res/.nbsrc"; \
+	echo "deleted the runs, notebooks and reports of $${#grids[@]} grid(s) under $$res"

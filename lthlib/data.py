@@ -8,8 +8,11 @@ downloaded if the machine is online; offline, Fashion-MNIST is taken from Debian
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import pickle
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +26,13 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # name -> normalization, geometry and the augmentation the recipe uses
 DATASETS = {
     "cifar10": dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010), channels=3, size=32,
-                    classes=10, pad=4, flip=True),
+                    classes=10, pad=4, flip=True, train_size=50_000, test_size=10_000),
     "cifar100": dict(mean=(0.50708, 0.48655, 0.44092), std=(0.26733, 0.25644, 0.27615), channels=3,
-                     size=32, classes=100, pad=4, flip=True),
+                     size=32, classes=100, pad=4, flip=True, train_size=50_000, test_size=10_000),
     "fashion_mnist": dict(mean=(0.2860,), std=(0.3530,), channels=1, size=28, classes=10, pad=2,
-                          flip=True),
+                          flip=True, train_size=60_000, test_size=10_000),
     "imagenet": dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), channels=3, size=224,
-                     classes=1000, pad=0, flip=True),
+                     classes=1000, pad=0, flip=True, train_size=1_281_167, test_size=50_000),
 }
 
 
@@ -89,18 +92,39 @@ def _load_cifar(name: str, root: Path, train: bool, download: bool) -> TensorDat
                                    f"-python.tar.gz), or run once with internet{extra}.")
     try:
         ds = cls(str(root), train=train, download=False)
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     except Exception as exc:
-        raise DatasetMissingError(f"{root / folder}: could not read the CIFAR batches ({exc}). "
-                                  f"Delete the folder and download again.") from exc
-    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        raise DatasetMissingError(f"{_cifar_problem(cls, root / folder, exc)}. Delete {root / folder} "
+                                  f"and run again online (it is downloaded), or extract a good copy of the "
+                                  f"official archive there.") from exc
     return TensorData(x, torch.tensor(ds.targets, dtype=torch.long), name, str(root / folder))
+
+
+def _cifar_problem(cls, folder: Path, exc: Exception) -> str:
+    """Which file of a CIFAR folder torchvision could not read, and why (only called after a failure)."""
+    names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]  # torchvision wants all
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            return f"{path}: missing (a CIFAR batch file)"
+        try:
+            with open(path, "rb") as f:
+                pickle.load(f, encoding="latin1")
+        except Exception as err:
+            return f"{path}: truncated or corrupt ({type(err).__name__}: {str(err)[:200]})"
+    return f"{folder}: the CIFAR batches could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+FASHION_MNIST_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                       False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_FMNIST_FIX = ("Delete it and run `make fashion-mnist` (downloads it, or takes Debian's dataset-fashion-mnist), "
+               "or put a good uncompressed copy there.")
 
 
 def _fashion_mnist_from_debian(root: Path) -> bool:
     """Gunzip the Debian package's IDX files into ROOT/FashionMNIST/raw (torchvision reads them
     uncompressed). Returns False when the package is not installed."""
-    files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte"]
+    files = [f for pair in FASHION_MNIST_FILES.values() for f in pair]
     if not all((DEBIAN_FASHION_MNIST / f"{f}.gz").exists() for f in files):
         return False
     raw = root / "FashionMNIST" / "raw"
@@ -108,31 +132,68 @@ def _fashion_mnist_from_debian(root: Path) -> bool:
     for f in files:
         if not (raw / f).exists():
             tmp = raw / f".{f}.tmp{os.getpid()}"
-            with gzip.open(DEBIAN_FASHION_MNIST / f"{f}.gz") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp.rename(raw / f)
+            try:
+                with gzip.open(DEBIAN_FASHION_MNIST / f"{f}.gz") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(tmp, raw / f)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
     return True
 
 
+def idx_dims(path: Path, ndim: int) -> tuple[int, ...]:
+    """The dims an uint8 IDX file declares, after checking it holds exactly that much data; else a
+    DatasetMissingError naming the file, what is wrong and what to do."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * ndim)
+    if size == 0:
+        raise DatasetMissingError(f"{path}: the file is empty. {_FMNIST_FIX}")
+    if len(head) < 4 + 4 * ndim or head[:3] != b"\0\0\x08" or head[3] != ndim:
+        gz = " (it is gzip-compressed: gunzip it)" if head[:2] == b"\x1f\x8b" else ""
+        raise DatasetMissingError(f"{path}: not an uncompressed {ndim}-dimensional uint8 IDX file{gz}. "
+                                  f"{_FMNIST_FIX}")
+    dims = struct.unpack(">" + "I" * ndim, head[4:])
+    want = 4 + 4 * ndim + math.prod(dims)
+    if size != want:
+        raise DatasetMissingError(f"{path}: {'truncated' if size < want else 'too long'}: {size:,} bytes, its "
+                                  f"header ({' x '.join(map(str, dims))}) promises {want:,}. {_FMNIST_FIX}")
+    return dims
+
+
+def _check_fashion_mnist(raw: Path, train: bool) -> None:
+    images, labels = (raw / f for f in FASHION_MNIST_FILES[train])
+    n, h, w = idx_dims(images, 3)
+    (m,) = idx_dims(labels, 1)
+    if (h, w) != (28, 28) or n != m:
+        raise DatasetMissingError(f"{images}: {n} images of {h}x{w} with {m} labels in {labels}; Fashion-MNIST "
+                                  f"has 28x28 images, one label each. {_FMNIST_FIX}")
+
+
 def _load_fashion_mnist(root: Path, train: bool, download: bool) -> TensorData:
-    source = str(root / "FashionMNIST" / "raw")
-    try:
-        ds = tvd.FashionMNIST(str(root), train=train, download=False)
-    except RuntimeError:
-        ds = None
-    if ds is None and _fashion_mnist_from_debian(root):
-        ds, source = tvd.FashionMNIST(str(root), train=train, download=False), f"Debian package -> {source}"
-    if ds is None and download:
+    raw = root / "FashionMNIST" / "raw"
+    present = lambda: all((raw / f).is_file() for pair in FASHION_MNIST_FILES.values() for f in pair)
+    source = str(raw)
+    if not present() and _fashion_mnist_from_debian(root):
+        source = f"Debian package -> {raw}"
+    if not present() and download:
         try:
-            ds = tvd.FashionMNIST(str(root), train=train, download=True)
-            source = f"download -> {source}"
-        except Exception:
-            ds = None
-    if ds is None:
+            tvd.FashionMNIST(str(root), train=train, download=True)
+            source = f"download -> {raw}"
+        except Exception:  # offline: the clear error below
+            pass
+    if not present():
         raise _missing("fashion_mnist", root,
                        "Install Debian's package (`apt-get install dataset-fashion-mnist`), or put the four "
-                       f"uncompressed IDX files in {root / 'FashionMNIST' / 'raw'}/, or run once with internet.")
-    return TensorData(ds.data.unsqueeze(1).contiguous(), ds.targets.long().clone(), "fashion_mnist", source)
+                       f"uncompressed IDX files in {raw}/, or run once with internet.")
+    _check_fashion_mnist(raw, train)
+    ds = tvd.FashionMNIST(str(root), train=train, download=False)
+    y = ds.targets.long().clone()
+    if len(y) and int(y.max()) >= 10:
+        raise DatasetMissingError(f"{raw / FASHION_MNIST_FILES[train][1]}: label {int(y.max())} is not a "
+                                  f"Fashion-MNIST class (0-9). {_FMNIST_FIX}")
+    return TensorData(ds.data.unsqueeze(1).contiguous(), y, "fashion_mnist", source)
 
 
 def load_split(name: str, root, train: bool, download: bool = True) -> TensorData:

@@ -59,7 +59,9 @@ def submit(argv: list[str], folder, executor: str = "slurm", **params) -> int:
 
 @contextlib.contextmanager
 def gpu_slot(n: int, lock_dir):
-    """Hold the first free of ``n`` GPU locks; yields its index."""
+    """Hold the first free of ``n`` (>= 1) GPU locks; yields its index."""
+    if n < 1:
+        raise ValueError(f"gpu_slot: n = {n}; the number of GPUs to share must be >= 1")
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
     while True:
@@ -79,27 +81,38 @@ def gpu_slot(n: int, lock_dir):
         time.sleep(0.5)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        print("usage: python -m lthlib.launch [options] -- COMMAND ...", file=sys.stderr)
-        return 2
-    cut = argv.index("--")
-    ap = argparse.ArgumentParser(prog="python -m lthlib.launch")
+USAGE = "python -m lthlib.launch [options] -- COMMAND ..."
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(options, command) of ``argv``; usage errors exit 2 with a message saying what to give."""
+    ap = argparse.ArgumentParser(prog="python -m lthlib.launch", usage=USAGE)
     ap.add_argument("--executor", choices=("slurm", "local"))
     ap.add_argument("--folder", default="outputs/slurm")
     ap.add_argument("--partition")
     ap.add_argument("--gpus", type=int, help="GPUs per Slurm job")
     ap.add_argument("--cpus", type=int, help="CPUs per Slurm task")
     ap.add_argument("--timeout-min", type=int, default=60 * 24)
-    ap.add_argument("--gpu-slots", type=int, help="run locally on the first free of N GPUs")
+    ap.add_argument("--gpu-slots", type=int, help="run locally on the first free of N (>= 1) GPUs")
     ap.add_argument("--lock-dir", default="outputs/.gpu-slots")
-    a = ap.parse_args(argv[:cut])
-    cmd = argv[cut + 1:]
+    if "--" not in argv:
+        ap.error("no '--': put the command to run after it, e.g. -- papermill in.ipynb out.ipynb")
+    cut = argv.index("--")
+    a, cmd = ap.parse_args(argv[:cut]), argv[cut + 1:]
+    if not cmd:
+        ap.error("nothing after '--': give the command to run, e.g. -- papermill in.ipynb out.ipynb")
+    if a.gpu_slots is not None and a.gpu_slots < 1:
+        ap.error(f"--gpu-slots {a.gpu_slots}: the number of GPUs to share must be >= 1 "
+                 f"(make: NGPU=N with N >= 1, or leave NGPU out to run without pinning)")
+    return a, cmd
+
+
+def main(argv=None) -> int:
+    a, cmd = parse(sys.argv[1:] if argv is None else argv)
     if a.executor:
         return submit(cmd, a.folder, a.executor, slurm_partition=a.partition, gpus_per_node=a.gpus,
                       cpus_per_task=a.cpus, timeout_min=a.timeout_min)
-    if a.gpu_slots:
+    if a.gpu_slots is not None:
         with gpu_slot(a.gpu_slots, a.lock_dir) as i:
             print(f"[gpu slot {i}] {' '.join(cmd[:3])} ...", flush=True)
             return subprocess.run(cmd, env={**os.environ, "CUDA_VISIBLE_DEVICES": str(i)}).returncode

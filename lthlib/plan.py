@@ -1,73 +1,170 @@
 """Turn a params grid into a Makefile: one target per executed notebook (setting x lr x seed), with the
 study's dependencies, so ``make`` skips what is done and ``make -j N`` runs independent notebooks at once.
 
-    python -m lthlib.plan params/demo.yaml [--out-root outputs] [key=value ...]
+    python -m lthlib.plan params/demo.yaml [--out-root outputs] [--set 'key=value ...'] [key=value ...]
 
-writes ``<out-root>/<grid>/plan.mk`` (only when its text changes). ``key=value`` pairs override the
-params file (values are YAML: ``seeds=[1]``, ``epochs=1``) for the plan and for every notebook.
+writes ``<out-root>/<grid>/plan.mk`` and, beside every notebook target, ``<target>.params.yaml``: the
+papermill parameters (``-f``) that notebook is executed with, headed by the resolved parameters as
+comments. Both are rewritten only when their text changes, and each notebook target depends on its
+``.params.yaml``, so a changed ``SET`` or params file re-executes exactly the notebooks it changes.
+``key=value`` pairs (values are YAML: ``seeds=[1]``, ``epochs=1``) override the params file for the
+plan and every notebook; ``--set`` takes them as one string split like a shell line (make's ``SET=``).
+No value is written into plan.mk unescaped: the overrides travel in the YAML files.
+
+The plan's size (runs, ticket-epochs, images) and an estimate in hours go to stderr; stdout is the path
+of plan.mk (the Makefile reads it).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
 from . import registry
-from .params import load_params_file, make_experiment, validate
-from .runs import atomic_write_text, fmt_num
+from .data import DATASETS
+from .errors import ConfigError
+from .params import Experiment, load, read_yaml, validate
+from .runs import atomic_write_text, fmt_num, project_path
+from .schedule import pack_rate
 
-def parse_sets(pairs: list[str]) -> dict:
+GRID_SHAPE = ("lrs", "seeds", "settings")  # what a grid spans; one setting notebook runs one (lr, seed)
+NB = "$(OUT)/{grid}/notebooks"
+
+
+# ----------------------------------------------------------------------------- values
+def parse_sets(pairs: list[str], source: str = "SET") -> dict:
+    """``key=value`` pairs as validated overrides. A value is YAML (``1``, ``[1, 2]``, ``true``); one
+    YAML reads as text (or cannot read) is taken exactly as written (``a #b`` keeps ``#b``), unless it
+    is quoted YAML (``'a #b'``)."""
     out = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"override {pair!r}: expected key=value (e.g. epochs=1, seeds=[1])")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return validate(out, "command-line overrides")
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"{source}: {pair!r} is not key=value (e.g. epochs=1, seeds=[1]; quote a value "
+                              f"with spaces: description=\"a b\")")
+        if key in out:
+            raise ConfigError(f"{source}: key {key!r} is given twice; give it once")
+        out[key] = _set_value(value, f"{source} {key}={value}")
+    return validate(out, source)
+
+
+def _set_value(value: str, source: str):
+    quoted_or_yaml = value.strip()[:1] in ("'", '"', "[", "{")
+    try:
+        parsed = read_yaml(value, source)
+    except ConfigError:
+        if quoted_or_yaml:
+            raise
+        return value  # text YAML cannot read (`@x`, a backquote): the text itself
+    return value if (parsed is None or isinstance(parsed, str)) and not quoted_or_yaml else parsed
+
+
+def split_set(text: str) -> list[str]:
+    """make's ``SET='a=1 b=[1, 2]'`` as pairs, split like a shell line (quotes group, nothing expands)."""
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:
+        raise ConfigError(f"SET={text!r}: {exc}; close the quote") from None
+
+
+def num(x: float) -> str:
+    """A number as it appears in target names: short (%g) when that is exact, else repr -- so 0.1 and
+    0.10000001 are two targets and existing names stay as they were."""
+    short = fmt_num(x)
+    return short if float(short) == x else repr(float(x))
+
+
+def mk_escape(text: str, what: str) -> str:
+    """``text`` as make reads it back literally from a variable definition (``$`` -> ``$$``, ``#`` -> ``\\#``)."""
+    if any(c in text for c in "\n\r\0"):
+        raise ConfigError(f"{what} {text!r}: a line break cannot be written into a Makefile; remove it")
+    return text.replace("$", "$$").replace("#", "\\#")
 
 
 def target_name(setting: str, lr: float, seed: int) -> str:
-    return f"{setting}_lr{fmt_num(lr)}_s{seed}.ipynb"
+    return f"{setting}_lr{num(lr)}_s{seed}.ipynb"
 
 
-def render(params_file: str, sets: dict, out_root: str = "outputs") -> tuple[str, str]:
-    """(grid name, Makefile text) for ``params_file`` with overrides ``sets``."""
-    values = load_params_file(params_file)
-    values.update(sets)
-    exp = make_experiment(None, **values)
-    grid = exp.name
-    nb = f"$(OUT)/{grid}/notebooks"
+# ----------------------------------------------------------------------------- the plan
+@dataclass
+class Plan:
+    grid: str
+    text: str                 # plan.mk
+    params: dict              # path under the output root -> text of a notebook's .params.yaml
+    size: dict                # runs, ticket-epochs and images (see ``plan_size``)
+    exp: Experiment
+
+
+def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
+    """The plan of ``params_file`` with overrides ``sets`` (validated by the one loader, params.load)."""
+    exp = load(params_file, sets)
     settings = [s for s in registry.NAMES if s in exp.settings]
     for s in settings:  # a setting needs its dependencies in the grid
         for dep in registry.get(s).depends:
             if dep not in settings:
                 raise ConfigError(f"{params_file}: key 'settings' lists {s!r} but not {dep!r}, which it needs")
-    overrides = f"-y {shlex.quote(json.dumps({'overrides': {**sets, 'out_root': out_root}}))}"
-    lines = [
-        f"# Generated by `python -m lthlib.plan {params_file}` -- edit the params file, not this.",
-        f"# Grid {grid!r}: {len(exp.lrs)} lr x {len(exp.seeds)} seeds x {len(settings)} settings.",
+    cells = [(lr, seed, s) for lr in exp.lrs for seed in exp.seeds for s in settings]
+    params = {f"{exp.name}/notebooks/{target_name(s, lr, seed)[:-6]}.params.yaml":
+              _cell_params(exp, params_file, sets, out_root, s, lr, seed) for lr, seed, s in cells}
+    params[f"{exp.name}/reports/analysis.params.yaml"] = _params_text(
+        f"notebooks/analysis.py -> {exp.name}/reports/analysis.ipynb",
+        {"params_file": params_file, "overrides": {**sets, "out_root": out_root}}, exp.as_dict())
+    text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells)
+                     + _report_rules(exp.name, cells))
+    return Plan(exp.name, text, params, plan_size(exp, settings), exp)
+
+
+def _cell_params(exp: Experiment, params_file: str, sets: dict, out_root: str, setting: str, lr: float,
+                 seed: int) -> str:
+    entry = registry.get(setting)
+    overrides = {k: v for k, v in sets.items() if k not in GRID_SHAPE}
+    inputs = {"params_file": params_file, "lr": lr, "seed": seed, **entry.notebook_params,
+              "overrides": {**overrides, "out_root": out_root}}
+    resolved = {k: v for k, v in exp.replace(lr=lr, seed=seed).as_dict().items() if k not in GRID_SHAPE}
+    return _params_text(f"notebooks/{entry.notebook}.py -> {target_name(setting, lr, seed)}", inputs, resolved)
+
+
+def _params_text(title: str, inputs: dict, resolved: dict) -> str:
+    """A notebook's papermill parameters (YAML), headed by the resolved values as comments: make
+    re-executes the notebook when any of them changes."""
+    dump = lambda obj: yaml.safe_dump(obj, sort_keys=False, default_flow_style=None, width=10_000,
+                                      allow_unicode=True)
+    lines = [f"# {title}",
+             "# Written by `python -m lthlib.plan`: papermill reads this file (-f); make re-executes the",
+             "# notebook whenever this file changes. Resolved parameters, for the record:"]
+    lines += ["#   " + line for line in dump(dict(sorted(resolved.items()))).splitlines()]
+    return "\n".join(lines) + "\n" + dump(inputs)
+
+
+def _header(params_file: str, exp: Experiment, settings: list[str]) -> list[str]:
+    return [
+        f"# Generated by `python -m lthlib.plan {mk_escape(params_file, 'params file')}` -- edit the "
+        f"params file, not this.",
+        f"# Grid {exp.name!r}: {len(exp.lrs)} lr x {len(exp.seeds)} seeds x {len(settings)} settings.",
         "OUT ?= outputs",
-        f"GRID := {grid}",
-        f"PARAMS := {params_file}",
+        f"GRID := {mk_escape(exp.name, 'key name')}",
+        f"PARAMS := {mk_escape(params_file, 'params file')}",
         "VENV ?= .venv",
         "PAPERMILL ?= $(VENV)/bin/papermill",
         "PMFLAGS ?= --log-output --kernel lthlib",
         "LAUNCHER ?=",
-        f"OVERRIDES := {overrides}",
         "SRC := $(OUT)/.nbsrc",
         "",
-        "# Execute notebook $(1) to $(2) with extra papermill args $(3) (through $(LAUNCHER) unless $(4)):",
-        "# to a temporary name first, renamed only on success; a failure leaves $(2:.ipynb=).failed.ipynb",
-        "# to read, and make retries next time.",
+        "# Execute notebook $(1) to $(2) with the parameters in $(2:.ipynb=.params.yaml) (through $(LAUNCHER)",
+        "# unless $(3)): to a temporary name first, renamed only on success; a failure leaves",
+        "# $(2:.ipynb=).failed.ipynb to read, and make retries next time.",
         "define run_nb",
         "@mkdir -p $(dir $(2))",
         "@echo '==> $(notdir $(2))'",
-        "LTHLIB_PROGRESS=lines $(if $(4),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) -p params_file $(PARAMS) $(3) $(OVERRIDES) \\",
+        "LTHLIB_PROGRESS=lines $(if $(3),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) "
+        "-f $(basename $(2)).params.yaml \\",
         "  && mv -f $(2).tmp.ipynb $(2) && rm -f $(basename $(2)).failed.ipynb \\",
         "  || { mv -f $(2).tmp.ipynb $(basename $(2)).failed.ipynb 2>/dev/null; \\",
         "       echo 'FAILED: $(2) -- read $(basename $(2)).failed.ipynb' >&2; exit 1; }",
@@ -76,32 +173,34 @@ def render(params_file: str, sets: dict, out_root: str = "outputs") -> tuple[str
         ".PHONY: all runs report",
         "all: runs report",
     ]
-    targets = []
-    rules = []
-    for lr in exp.lrs:
-        for seed in exp.seeds:
-            for s in settings:
-                t = f"{nb}/{target_name(s, lr, seed)}"
-                entry = registry.get(s)
-                deps = " ".join(f"{nb}/{target_name(d, lr, seed)}" for d in entry.depends)
-                src = f"$(SRC)/{entry.notebook}.ipynb"
-                extra = " ".join([f"-p lr {fmt_num(lr)} -p seed {seed}",
-                                  *(f"-p {k} {v}" for k, v in entry.notebook_params.items())])
-                rules += [f"{t}: {src} $(PARAMS) {deps}".rstrip(), f"\t$(call run_nb,$<,$@,{extra})", ""]
-                targets.append(t)
-    lines.append("runs: " + " \\\n  ".join(targets))
-    lines.append("")
-    lines += rules
-    report = f"$(OUT)/{grid}/reports/analysis.html"
-    lines += [
+
+
+def _notebook_rules(grid: str, cells: list) -> list[str]:
+    nb = NB.format(grid=grid)
+    targets, rules = [], []
+    for lr, seed, s in cells:
+        entry = registry.get(s)
+        t = f"{nb}/{target_name(s, lr, seed)}"
+        deps = " ".join(f"{nb}/{target_name(d, lr, seed)}" for d in entry.depends)
+        rules += [f"{t}: $(SRC)/{entry.notebook}.ipynb {t[:-6]}.params.yaml {deps}".rstrip(),
+                  "\t$(call run_nb,$<,$@)", ""]
+        targets.append(t)
+    return ["runs: " + " \\\n  ".join(targets), ""] + rules
+
+
+def _report_rules(grid: str, cells: list) -> list[str]:
+    nb, rep = NB.format(grid=grid), f"$(OUT)/{grid}/reports"
+    targets = [f"{nb}/{target_name(s, lr, seed)}" for lr, seed, s in cells]
+    return [
         "# the analysis report: after every run of the grid (report), or now from what exists (report-only)",
         "define render_report",
-        f"$(call run_nb,$(SRC)/analysis.ipynb,$(OUT)/{grid}/reports/analysis.ipynb,,local)",
-        f"$(VENV)/bin/python -m lthlib.results render $(OUT)/{grid}/reports/analysis.ipynb {report}",
+        f"$(call run_nb,$(SRC)/analysis.ipynb,{rep}/analysis.ipynb,local)",
+        f"$(VENV)/bin/python -m lthlib.results render {rep}/analysis.ipynb {rep}/analysis.html",
         "endef",
         ".PHONY: report-only",
-        f"report: {report}",
-        f"{report}: $(SRC)/analysis.ipynb $(PARAMS) \\\n  " + " \\\n  ".join(targets),
+        f"report: {rep}/analysis.html",
+        f"{rep}/analysis.html: $(SRC)/analysis.ipynb {rep}/analysis.params.yaml \\\n  "
+        + " \\\n  ".join(targets),
         "\t$(render_report)",
         "report-only: $(SRC)/analysis.ipynb",
         "\t$(render_report)",
@@ -111,23 +210,111 @@ def render(params_file: str, sets: dict, out_root: str = "outputs") -> tuple[str
         "\t$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel lthlib -o $@.tmp.ipynb $< && mv -f $@.tmp.ipynb $@",
         "",
     ]
-    return grid, "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- size and cost
+# Ticket-images per second by pack size, fp32, CIFAR-size images, when `make bench` has not measured
+# them (README "Benchmark"). cpu: this 2-core machine, two 1-thread runs at once (no packing on CPU);
+# gpu: one H200, one ticket alone and 16 packed. bench writes outputs/bench/rates.json
+# ({model: {"cpu"|"gpu": {"pack_rates": {"1": ..., "16": ...}, ...}}}), which replaces these per device.
+DEFAULT_RATES = {
+    "resnet20": {"cpu": {1: 1000.0}, "gpu": {1: 8100.0, 16: 71000.0}},
+    "lenet5": {"cpu": {1: 25000.0}},
+}
+EVAL_COST = 1 / 3  # a test image (forward only) costs about a third of a training image
+
+
+def plan_size(exp: Experiment, settings: list[str]) -> dict:
+    """Runs, ticket-epochs and training-equivalent images of the grid (per run and in total)."""
+    spec = DATASETS[exp.dataset]
+    n_train = min(exp.n_train or spec["train_size"], spec["train_size"])
+    n_test = min(exp.n_test or spec["test_size"], spec["test_size"])
+    per_run = exp.epochs * n_train + math.ceil(exp.epochs / exp.eval_every) * n_test * EVAL_COST
+    cells = len(exp.lrs) * len(exp.seeds)
+    per_cell = {s: registry.get(s).runs_per_cell(exp) for s in settings}
+    runs = cells * sum(per_cell.values())
+    return {"notebooks": cells * len(settings), "runs": runs, "per_cell": per_cell, "cells": cells,
+            "ticket_epochs": runs * exp.epochs, "images": runs * per_run, "images_per_run": per_run}
+
+
+def read_rates(out_root: str, model: str) -> tuple[dict, str]:
+    """({"cpu"|"gpu": {pack size: ticket-images/s}} of ``model``, where they come from):
+    ``<out_root>/bench/rates.json`` (written by `make bench`) over the defaults."""
+    path = project_path(out_root) / "bench" / "rates.json"
+    rates, source = dict(DEFAULT_RATES.get(model, {})), "defaults from README's benchmark"
+    if path.exists():
+        try:
+            measured = {dev: {int(k): float(v) for k, v in m["pack_rates"].items()}
+                        for dev, m in json.loads(path.read_text()).get(model, {}).items()}
+        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+            raise ConfigError(f"{path}: not the rates `make bench` writes ({type(exc).__name__}: {exc}); run "
+                              f"`make bench` again or delete the file") from None
+        if measured:
+            rates.update(measured)
+            source = f"{', '.join(sorted(measured))} measured ({path})"
+    return rates, source
+
+
+def estimate_hours(size: dict, exp: Experiment, rates: dict) -> dict:
+    """Hours of the grid run notebook by notebook, per device with a rate (else None): on the GPU the
+    runs of a non-sequential setting train as packs of up to ``pack_size`` (unless ``pack: off``); on
+    the CPU one at a time."""
+    out = {}
+    for dev in ("cpu", "gpu"):
+        if not rates.get(dev):
+            out[dev] = None
+            continue
+        seconds = 0.0
+        for s, k in size["per_cell"].items():
+            packs = dev == "gpu" and exp.pack != "off" and not registry.get(s).sequential
+            n = min(k, exp.pack_size) if packs and k else 1
+            seconds += size["cells"] * k * size["images_per_run"] / pack_rate(rates[dev], n)
+        out[dev] = seconds / 3600
+    return out
+
+
+def describe_size(plan: Plan, out_root: str) -> str:
+    size, exp = plan.size, plan.exp
+    rates, source = read_rates(out_root, exp.model)
+    hours = estimate_hours(size, exp, rates)
+    fmt = lambda h, dev: ((f"~{h * 60:.0f} min" if h < 1 else f"~{h:,.1f} h") + f" on {dev}" if h is not None
+                          else f"no {dev.split()[-1]} rate for {exp.model}")
+    return (f"plan {plan.grid}: {size['notebooks']} notebooks, {size['runs']} runs of {exp.model} x "
+            f"{exp.epochs} epochs = {size['ticket_epochs']:,} ticket-epochs "
+            f"({size['images'] / 1e6:,.1f}M training-image equivalents)\n"
+            f"  estimate: {fmt(hours['gpu'], 'one GPU')}, {fmt(hours['cpu'], 'this CPU')} "
+            f"(rates: {source}; `make bench` measures them)")
+
+
+# ----------------------------------------------------------------------------- command line
+def write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    atomic_write_text(path, text)
+    return True
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lthlib.plan", description=__doc__.split("\n\n")[0])
     ap.add_argument("params_file")
     ap.add_argument("sets", nargs="*", help="key=value overrides (YAML values)")
+    ap.add_argument("--set", default="", help="more key=value pairs in one string (make's SET=); these win")
     ap.add_argument("--out-root", default="outputs")
     a = ap.parse_intermixed_args(argv)
     try:
-        grid, text = render(a.params_file, parse_sets(a.sets), a.out_root)
+        sets = parse_sets(a.sets, "command-line overrides")
+        sets.update(parse_sets(split_set(a.set), "SET"))
+        plan = build(a.params_file, sets, a.out_root)
+        summary = describe_size(plan, a.out_root)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    path = Path(a.out_root) / grid / "plan.mk"
-    if not path.exists() or path.read_text() != text:
-        atomic_write_text(path, text)
+    root = Path(a.out_root)
+    for rel, text in plan.params.items():
+        write_if_changed(root / rel, text)
+    path = root / plan.grid / "plan.mk"
+    write_if_changed(path, plan.text)
+    print(summary, file=sys.stderr)
     print(path)
     return 0
 

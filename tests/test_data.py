@@ -108,3 +108,73 @@ def test_imagenet_folder_loaders(tmp_path):
     x, y = next(iter(tl))
     assert k == 2 and x.shape == (2, 3, 224, 224)
     assert next(iter(vl))[0].shape[1:] == (3, 224, 224)
+
+
+def _copy_fmnist(src, dst):
+    import shutil
+    shutil.copytree(src / "FashionMNIST", dst / "FashionMNIST")
+    return dst / "FashionMNIST" / "raw"
+
+
+@pytest.mark.parametrize("damage, expect", [
+    (lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated: .* promises"),
+    (lambda p: p.write_bytes(b""), "the file is empty"),
+    (lambda p: p.write_bytes(__import__("gzip").compress(p.read_bytes())), "not an uncompressed .*gzip-compressed: gunzip it"),
+])
+def test_a_damaged_fashion_mnist_file_is_named_with_what_to_do(fmnist_root, tmp_path, monkeypatch, damage, expect):
+    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    raw = _copy_fmnist(fmnist_root, tmp_path)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        good = (raw / name).read_bytes()
+        damage(raw / name)
+        with pytest.raises(DatasetMissingError, match=f"{raw / name}: {expect}.*make fashion-mnist"):
+            D.load_split("fashion_mnist", tmp_path, True, download=False)
+        (raw / name).write_bytes(good)
+    assert len(D.load_split("fashion_mnist", tmp_path, True, download=False)) == 640
+
+
+def test_fashion_mnist_images_and_labels_must_agree(fmnist_root, tmp_path, monkeypatch):
+    from conftest import write_idx
+    raw = _copy_fmnist(fmnist_root, tmp_path)
+    write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(10, dtype=np.uint8))
+    with pytest.raises(DatasetMissingError, match="200 images of 28x28 with 10 labels"):
+        D.load_split("fashion_mnist", tmp_path, False, download=False)
+    write_idx(raw / "t10k-labels-idx1-ubyte", np.full(200, 12, dtype=np.uint8))
+    with pytest.raises(DatasetMissingError, match="label 12 is not a Fashion-MNIST class"):
+        D.load_split("fashion_mnist", tmp_path, False, download=False)
+
+
+def test_a_truncated_or_missing_cifar_batch_is_named(cifar_root, tmp_path):
+    import shutil
+    folder = tmp_path / "cifar-10-batches-py"
+    shutil.copytree(cifar_root / "cifar-10-batches-py", folder)
+    batch = folder / "data_batch_3"
+    good = batch.read_bytes()
+    batch.write_bytes(good[:500])
+    with pytest.raises(DatasetMissingError, match=f"{batch}: truncated or corrupt .*Delete {folder}"):
+        D.load_split("cifar10", tmp_path, True, download=False)
+    batch.unlink()
+    with pytest.raises(DatasetMissingError, match=f"{batch}: missing"):
+        D.load_split("cifar10", tmp_path, True, download=False)
+    batch.write_bytes(good)
+    assert len(D.load_split("cifar10", tmp_path, True, download=False)) == 500
+
+
+def test_a_full_disk_during_an_atomic_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+    import os
+    from lthlib import runs
+    target = tmp_path / "run" / "final.pt"
+    runs.atomic_write_text(target, "old")
+    real_write = os.write
+
+    def full(fd, data):
+        real_write(fd, bytes(data[:3]))  # part of it lands, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(runs.os, "write", full)
+    with pytest.raises(OSError, match=f"could not write {target} .No space left on device.*free disk space") as err:
+        runs.atomic_torch_save({"w": torch.zeros(100)}, target)
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["final.pt"]  # no .final.pt.tmpNNN left
+    assert target.read_text() == "old"  # the previous file is untouched

@@ -5,6 +5,9 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+from lthlib import launch
 from lthlib.launch import gpu_slot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,3 +67,20 @@ def test_imagenet_notebooks_launch_torchrun_end_to_end(tmp_path, imagenet_root):
     assert len(runs) == 2 and all((p / "metrics.json").exists() for p in runs)
     assert '"processes": 2' in (runs[0] / "metrics.json").read_text()
     assert (tmp_path / "imagenet_resnet50" / "reports" / "analysis.html").exists()
+
+
+def test_bad_launch_arguments_are_usage_errors_not_hangs(tmp_path, capsys):
+    def usage_error(*argv):
+        with pytest.raises(SystemExit) as exit_:
+            launch.main(list(argv))
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+    for n in ("-1", "0"):  # before: -1 waited forever for a slot, 0 ran unpinned
+        err = usage_error("--gpu-slots", n, "--lock-dir", str(tmp_path), "--", "false")
+        assert f"--gpu-slots {n}: the number of GPUs to share must be >= 1" in err
+    assert "nothing after '--'" in usage_error("--gpu-slots", "2", "--")  # before: IndexError
+    assert "no '--'" in usage_error("--gpu-slots", "2", "false")
+    assert not list(tmp_path.iterdir())  # no lock taken
+    with pytest.raises(ValueError, match=">= 1"):
+        with gpu_slot(0, tmp_path):
+            pass
