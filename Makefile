@@ -15,6 +15,7 @@ NGPU ?=
 LAUNCH ?=
 DATADIR := $(or $(DATA),outputs/data)
 SLURM_ARGS ?=
+PACK ?=
 # where each notebook job runs: here (default), on its own GPU slot (NGPU=N), or as a Slurm job
 ifeq ($(LAUNCH),slurm)
 LAUNCHER := $(PY) -m lthlib.launch --executor slurm --folder $(OUT)/slurm $(SLURM_ARGS) --
@@ -34,8 +35,11 @@ export LTHLIB_SET = $(value SET)
 plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(call shq,$(OUT)) $(2) \
   $(if $(DATA),$(call shq,data_root=$(DATA))) --set "$$LTHLIB_SET"
 # run a grid: regenerate its plan (cheap), then make its targets with $(2) parallel jobs
+# PACK=grid: first train every run of the grid in packs that span its cells (lthlib.schedule), then the
+# notebooks execute, find their runs finished and tell the story
 define run_grid
-+@p=$$($(call plan,$(1),$(4))) && $(MAKE) --no-print-directory -f $$p OUT=$(call shq,$(OUT)) VENV=$(VENV) \
++@p=$$($(call plan,$(1),$(4))) && $(if $(filter grid,$(PACK)),$(PY) -m lthlib.schedule params/$(1).yaml \
+  out_root=$(call shq,$(OUT)) $(if $(DATA),$(call shq,data_root=$(DATA))) --set "$$LTHLIB_SET" &&) $(MAKE) --no-print-directory -f $$p OUT=$(call shq,$(OUT)) VENV=$(VENV) \
   SET= DATA= "LAUNCHER=$(3)" -j$(2) all
 endef
 define newline

@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import math
 import re
+import shlex
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -299,8 +300,44 @@ def load(params_file=None, overrides: dict | None = None, **kw) -> Experiment:
     return exp
 
 
+def parse_sets(pairs: list[str], source: str = "SET") -> dict:
+    """``key=value`` pairs as validated overrides. A value is YAML (``1``, ``[1, 2]``, ``true``); one
+    YAML reads as text (or cannot read) is taken exactly as written (``a #b`` keeps ``#b``), unless it
+    is quoted YAML (``'a #b'``)."""
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"{source}: {pair!r} is not key=value (e.g. epochs=1, seeds=[1]; quote a value "
+                              f"with spaces: description=\"a b\")")
+        if key in out:
+            raise ConfigError(f"{source}: key {key!r} is given twice; give it once")
+        out[key] = _set_value(value, f"{source} {key}={value}")
+    return validate(out, source)
+
+
+def _set_value(value: str, source: str):
+    quoted_or_yaml = value.strip()[:1] in ("'", '"', "[", "{")
+    try:
+        parsed = read_yaml(value, source)
+    except ConfigError:
+        if quoted_or_yaml:
+            raise
+        return value  # text YAML cannot read (`@x`, a backquote): the text itself
+    return value if (parsed is None or isinstance(parsed, str)) and not quoted_or_yaml else parsed
+
+
+def split_set(text: str) -> list[str]:
+    """make's ``SET='a=1 b=[1, 2]'`` as pairs, split like a shell line (quotes group, nothing expands)."""
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:
+        raise ConfigError(f"SET={text!r}: {exc}; close the quote") from None
+
+
 make_experiment = load  # the name earlier notebooks and scripts use
 
 
 __all__ = ["Experiment", "Data", "Recipe", "Pruning", "Runtime", "Grid", "load", "make_experiment",
-           "load_params_file", "validate", "identity", "describe"]
+           "load_params_file", "validate", "identity", "describe", "parse_sets", "split_set"]

@@ -29,7 +29,7 @@ import yaml
 from . import registry
 from .data import DATASETS
 from .errors import ConfigError
-from .params import Experiment, load, read_yaml, validate
+from .params import Experiment, load, parse_sets, read_yaml, split_set, validate
 from .runs import atomic_write_text, fmt_num, project_path
 from .schedule import pack_rate
 
@@ -38,42 +38,6 @@ NB = "$(OUT)/{grid}/notebooks"
 
 
 # ----------------------------------------------------------------------------- values
-def parse_sets(pairs: list[str], source: str = "SET") -> dict:
-    """``key=value`` pairs as validated overrides. A value is YAML (``1``, ``[1, 2]``, ``true``); one
-    YAML reads as text (or cannot read) is taken exactly as written (``a #b`` keeps ``#b``), unless it
-    is quoted YAML (``'a #b'``)."""
-    out = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise ConfigError(f"{source}: {pair!r} is not key=value (e.g. epochs=1, seeds=[1]; quote a value "
-                              f"with spaces: description=\"a b\")")
-        if key in out:
-            raise ConfigError(f"{source}: key {key!r} is given twice; give it once")
-        out[key] = _set_value(value, f"{source} {key}={value}")
-    return validate(out, source)
-
-
-def _set_value(value: str, source: str):
-    quoted_or_yaml = value.strip()[:1] in ("'", '"', "[", "{")
-    try:
-        parsed = read_yaml(value, source)
-    except ConfigError:
-        if quoted_or_yaml:
-            raise
-        return value  # text YAML cannot read (`@x`, a backquote): the text itself
-    return value if (parsed is None or isinstance(parsed, str)) and not quoted_or_yaml else parsed
-
-
-def split_set(text: str) -> list[str]:
-    """make's ``SET='a=1 b=[1, 2]'`` as pairs, split like a shell line (quotes group, nothing expands)."""
-    try:
-        return shlex.split(text or "")
-    except ValueError as exc:
-        raise ConfigError(f"SET={text!r}: {exc}; close the quote") from None
-
-
 def num(x: float) -> str:
     """A number as it appears in target names: short (%g) when that is exact, else repr -- so 0.1 and
     0.10000001 are two targets and existing names stay as they were."""

@@ -7,16 +7,17 @@ largest packs ``pack_size`` allows, each ticket with its own data order and lear
 folders are the ones the notebooks would write, so the setting notebooks executed afterwards find
 their runs finished and tell the story.
 
-    python -m lthlib.schedule params/demo.yaml [key=value ...]
+    python -m lthlib.schedule params/demo.yaml [key=value ...] [--set 'key=value ...']
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 from . import engine, registry
 from .errors import ConfigError, LTHError
-from .params import Experiment, load, read_yaml
+from .params import Experiment, load, parse_sets, split_set
 
 
 def pending(base: Experiment) -> list[engine.Job]:
@@ -97,22 +98,19 @@ def pack_rate(rates: dict[int, float], k: int) -> float:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip().splitlines()[-1].strip())
-        return 0 if argv else 2
+    ap = argparse.ArgumentParser(prog="python -m lthlib.schedule", description=__doc__.split("\n\n")[0])
+    ap.add_argument("params_file")
+    ap.add_argument("sets", nargs="*", help="key=value overrides (YAML values)")
+    ap.add_argument("--set", default="", help="more key=value pairs in one string (make's SET=); these win")
+    a = ap.parse_intermixed_args(argv)
     try:
-        sets = {}
-        for pair in argv[1:]:
-            key, sep, value = pair.partition("=")
-            if not sep:
-                raise ConfigError(f"override {pair!r}: expected key=value (e.g. epochs=1, seeds=[1])")
-            sets[key.strip()] = read_yaml(value, f"override {key}")
-        n = run_grid(load(argv[0], sets))
+        sets = parse_sets(a.sets, "command-line overrides")
+        sets.update(parse_sets(split_set(a.set), "SET"))
+        n = run_grid(load(a.params_file, sets))
     except LTHError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"grid {argv[0]}: {n} runs trained in packs")
+    print(f"grid {a.params_file}: {n} runs trained in packs")
     return 0
 
 

@@ -104,3 +104,6 @@ def test_schedule_cli_help_and_errors(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lthlib.schedule", str(tmp_path / "none.yaml")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "none.yaml: params file not found" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "lthlib.schedule", "params/demo.yaml", "--set", "epochz=1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "SET: unknown key 'epochz'" in bad.stderr
