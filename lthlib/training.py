@@ -26,29 +26,36 @@ class TicketSGD(torch.optim.Optimizer):
     """SGD (momentum, weight decay, Nesterov as torch.optim.SGD) with a learning rate per ticket of a
     packed model: every packed tensor's first dimension is ticket-major, so ticket t's elements step by
     ``group lr x ticket_lrs[t]``. The group lr is the schedule's factor (base 1.0), so one LambdaLR
-    drives every ticket's own schedule."""
+    drives every ticket's own schedule. Steps are multi-tensor (foreach) ops, a few launches per step."""
 
     def __init__(self, groups, ticket_lrs: list[float], momentum: float, nesterov: bool):
         super().__init__(groups, dict(lr=1.0, momentum=momentum, nesterov=nesterov, weight_decay=0.0))
         lrs = torch.tensor(ticket_lrs, dtype=torch.float32)
-        self.scales = {p: lrs.to(p.device).repeat_interleave(p.shape[0] // len(lrs)).view(-1, *[1] * (p.dim() - 1))
+        self.scales = {p: lrs.to(p.device).repeat_interleave(p.shape[0] // len(lrs))
+                       .view(-1, *[1] * (p.dim() - 1)).expand_as(p).contiguous()
                        for g in self.param_groups for p in g["params"]}
 
     @torch.no_grad()
     def step(self, closure=None):
         for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                d = p.grad.add(p, alpha=g["weight_decay"]) if g["weight_decay"] else p.grad
-                buf = self.state[p].get("momentum_buffer")
-                if g["momentum"]:
-                    if buf is None:
-                        buf = self.state[p]["momentum_buffer"] = d.clone()
-                    else:
-                        buf.mul_(g["momentum"]).add_(d)
-                    d = d.add(buf, alpha=g["momentum"]) if g["nesterov"] else buf
-                p.sub_(self.scales[p] * g["lr"] * d)
+            params = [p for p in g["params"] if p.grad is not None]
+            if not params:
+                continue
+            d = [p.grad for p in params]
+            if g["weight_decay"]:
+                d = torch._foreach_add(d, params, alpha=g["weight_decay"])
+            if g["momentum"]:
+                d = self._momentum(params, d, g["momentum"], g["nesterov"])
+            torch._foreach_addcmul_(params, [self.scales[p] for p in params], d, value=-g["lr"])
+
+    def _momentum(self, params, d, momentum: float, nesterov: bool):
+        if any("momentum_buffer" not in self.state[p] for p in params):  # first step: the buffer is d
+            bufs = [self.state[p].setdefault("momentum_buffer", x.clone()) for p, x in zip(params, d)]
+        else:
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, d)
+        return torch._foreach_add(d, bufs, alpha=momentum) if nesterov else bufs
 
 
 def make_optimizer(model: nn.Module, r: Recipe, ticket_lrs: list[float] | None = None) -> torch.optim.Optimizer:
