@@ -4,6 +4,10 @@ Every model is built by ``build_model(name, in_channels, num_classes, input_size
 profile -- the explicit list of prunable tensors (SPEC section 3) -- is data under
 ``params/profiles/<name>.yaml``; ``derive_profile`` re-derives it from the rule so a test can check
 that the file and the architecture agree.
+
+Initialization follows the official code (SPEC section 3, "Initialization"); each registry entry says
+which scheme it uses in ``init_doc``. A model whose scheme changed after runs existed carries an ``init``
+tag, which the engine adds to every run's identity so runs made with the old scheme are not reused.
 """
 from __future__ import annotations
 
@@ -14,12 +18,32 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 import yaml
 
 from .errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "params" / "profiles"
+
+
+# --------------------------------------------------------------------------- initialization
+def init_official(model: nn.Module, conv_mode: str = "fan_out", linear: str = "default") -> nn.Module:
+    """The official code's initializers: every conv kaiming-normal (``conv_mode`` fan_out or fan_in,
+    relu gain, bias 0), every BatchNorm weight 1 / bias 0, and the linear layers either PyTorch's
+    default (``linear="default"``) or N(0, 0.01) with bias 0 (``linear="normal"``)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear == "normal":
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear != "default":
+            raise ValueError(f"linear init must be 'default' or 'normal', got {linear!r}")
+    return model
 
 
 # --------------------------------------------------------------------------- CIFAR ResNets
@@ -55,14 +79,18 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
+    """CIFAR ResNet of depth 6n+2: 3x3 stem, three stages of n basic blocks (``widths``), global
+    avg-pool, one linear layer. ``stem_stride`` 2 halves the feature maps from the start (the CPU demo
+    model only; the paper's ResNets use 1). ``linear_init``: see ``init_official``."""
+
     def __init__(self, depth: int, widths=(16, 32, 64), stem: int | None = None, shortcut="conv",
-                 in_channels=3, num_classes=10):
+                 in_channels=3, num_classes=10, linear_init="default", stem_stride: int = 1):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
         stem = stem or widths[0]
-        self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, stem, 3, stem_stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         layers, c = [], stem
         for i, w in enumerate(widths):
@@ -73,9 +101,7 @@ class CifarResNet(nn.Module):
             layers.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = layers
         self.linear = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight)
+        init_official(self, "fan_out", linear_init)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -105,9 +131,7 @@ class CifarVGG(nn.Module):
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_official(self, "fan_out", "normal")
 
     def forward(self, x):
         return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
@@ -170,14 +194,20 @@ class LeNet300100(nn.Module):
 
 
 def _imagenet_resnet(arch: str, in_channels: int, num_classes: int) -> nn.Module:
+    import torchvision.models  # here, not at the top: it costs ~2 s of start-up in every notebook
     model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-    return model
+    # the official (NVIDIA) builder: convs kaiming-normal fan_in, BN 1/0 with no zero-init of the
+    # blocks' last BN, FC PyTorch's default (torchvision's own init is fan_out)
+    return init_official(model, "fan_in", "default")
 
 
 # --------------------------------------------------------------------------- registry
-# name -> (builder(in_channels, num_classes, input_size), rule for prunable tensors, description)
+# name -> build(in_channels, num_classes, input_size); rule(name, tensor) -> prunable?; about; init_doc
+# (the initialization, in words); init: a tag for a scheme changed after runs existed (part of every
+# run's identity, see engine.run_identity); input: (channels, size) the profile's n_weights is counted
+# at, when it depends on it (default (3, 32)).
 def _rule_all_convs_but_stem(name: str, p: torch.Tensor, stem: str) -> bool:
     return p.dim() == 4 and name != stem
 
@@ -192,51 +222,83 @@ def _rule_hidden_layers(name, p, classifier):
     return p.dim() >= 2 and not name.startswith(classifier) and name != "conv1.weight"
 
 
+OFFICIAL_INIT = "official-v1"  # the official code's init (issue 10 item 4); before it: kaiming fan_in
+_CIFAR_RESNET_INIT = "convs kaiming-normal fan_out (relu), BN 1/0, FC PyTorch default (official ResNet-20)"
+_WIDE_INIT = "convs kaiming-normal fan_out (relu), BN 1/0, Linear N(0, 0.01) bias 0 (official code)"
+_IMAGENET_INIT = ("convs kaiming-normal fan_in (relu), BN 1/0 (no zero-init of the last BN), FC PyTorch "
+                  "default (official NVIDIA builder, 'fanin' config)")
+_DEFAULT_INIT = "PyTorch defaults throughout"
+
 MODELS = {
     "resnet20": dict(
         build=lambda c, k, s: CifarResNet(20, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="CIFAR ResNet-20 (16/32/64, 1x1-conv shortcuts as the official code; shortcuts pruned)"),
+        about="CIFAR ResNet-20 (16/32/64, 1x1-conv shortcuts as the official code; shortcuts pruned)",
+        init_doc=_CIFAR_RESNET_INIT, init=OFFICIAL_INIT),
+    "resnet8_w8_s2": dict(
+        build=lambda c, k, s: CifarResNet(8, widths=(8, 16, 32), in_channels=c, num_classes=k, stem_stride=2),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about="the CPU demo model: a CIFAR-style ResNet-8 (3x3 stem, one basic block per stage) at half "
+              "width (8/16/32), BN, 1x1-conv shortcuts (pruned), and a stride-2 stem (28x28 -> 14x14 maps) "
+              "for CPU speed; 20k params, ResNet-20's design at a fraction of its depth, width and compute",
+        init_doc=_CIFAR_RESNET_INIT, input=(1, 28)),
     "resnet32_wide_official": dict(
-        build=lambda c, k, s: CifarResNet(32, widths=(32, 64, 128), stem=32, in_channels=c, num_classes=k),
+        build=lambda c, k, s: CifarResNet(32, widths=(32, 64, 128), stem=32, in_channels=c, num_classes=k,
+                                          linear_init="normal"),
         rule=lambda n, p: _rule_resnet_stages(n, p, False),
-        about="the official code's 'ResNet-32': 2x wide (32/64/128), 1.86M params, shortcuts not pruned"),
+        about="the official code's 'ResNet-32': 2x wide (32/64/128), 1.86M params, shortcuts not pruned",
+        init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
     "resnet32": dict(
         build=lambda c, k, s: CifarResNet(32, shortcut="pad", in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="He et al. CIFAR ResNet-32 (16/32/64, option-A shortcuts, 0.46M params)"),
+        about="He et al. CIFAR ResNet-32 (16/32/64, option-A shortcuts, 0.46M params)",
+        init_doc=_CIFAR_RESNET_INIT.replace("(official ResNet-20)", "(not in the official code: its "
+                                            "ResNet-20 init, so only depth and shortcut differ)"),
+        init=OFFICIAL_INIT),
     "resnet56": dict(
         build=lambda c, k, s: CifarResNet(56, shortcut="pad", in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="He et al. CIFAR ResNet-56 (16/32/64, option-A shortcuts, 0.85M params)"),
+        about="He et al. CIFAR ResNet-56 (16/32/64, option-A shortcuts, 0.85M params)",
+        init_doc=_CIFAR_RESNET_INIT.replace("(official ResNet-20)", "(not in the official code: its "
+                                            "ResNet-20 init, so only depth and shortcut differ)"),
+        init=OFFICIAL_INIT),
     "vgg16": dict(
         build=lambda c, k, s: CifarVGG(16, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
-        about="CIFAR VGG-16 (BN, max-pool after stages 1-4, avg-pool, one linear)"),
+        about="CIFAR VGG-16 (BN, max-pool after stages 1-4, avg-pool, one linear)",
+        init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
     "vgg19": dict(
         build=lambda c, k, s: CifarVGG(19, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
-        about="CIFAR VGG-19 (BN, max-pool after stages 1-4, avg-pool, one linear)"),
+        about="CIFAR VGG-19 (BN, max-pool after stages 1-4, avg-pool, one linear)",
+        init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
     "mobilenet_v1": dict(
         build=lambda c, k, s: MobileNetV1(in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "conv1.weight"),
-        about="CIFAR MobileNet-v1 (13 depthwise-separable blocks)"),
+        about="CIFAR MobileNet-v1 (13 depthwise-separable blocks)",
+        init_doc=_DEFAULT_INIT + ", BN 1/0 (the official MobileNet sets no init of its own)"),
     "resnet18": dict(
         build=lambda c, k, s: _imagenet_resnet("resnet18", c, k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="torchvision ResNet-18 (ImageNet); layer1-4 convs incl. downsample pruned"),
+        about="torchvision ResNet-18 (ImageNet); layer1-4 convs incl. downsample pruned",
+        init_doc=_IMAGENET_INIT, init=OFFICIAL_INIT, input=(3, 224)),
     "resnet50": dict(
         build=lambda c, k, s: _imagenet_resnet("resnet50", c, k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="torchvision ResNet-50 (ImageNet); layer1-4 convs incl. downsample pruned"),
+        about="torchvision ResNet-50 (ImageNet, v1.5: stride in the 3x3 conv); layer1-4 convs incl. "
+              "downsample pruned",
+        init_doc=_IMAGENET_INIT, init=OFFICIAL_INIT, input=(3, 224)),
     "lenet5": dict(
         build=lambda c, k, s: LeNet5(c, k, s),
         rule=lambda n, p: _rule_hidden_layers(n, p, "fc3"),
-        about="LeNet-5-like conv net, the CPU default; conv2, fc1, fc2 pruned (not the stem conv or classifier)"),
+        about="LeNet-5-like conv net (no BN, no residual path); conv2, fc1, fc2 pruned (not the stem conv "
+              "or classifier)",
+        init_doc=_DEFAULT_INIT + " (not in the official code)", input=(1, 28)),
     "lenet300_100": dict(
         build=lambda c, k, s: LeNet300100(c, k, s),
         rule=lambda n, p: p.dim() >= 2 and not n.startswith("fc3"),
-        about="LeNet-300-100 MLP; fc1, fc2 pruned (not the classifier)"),
+        about="LeNet-300-100 MLP; fc1, fc2 pruned (not the classifier)",
+        init_doc=_DEFAULT_INIT + " (not in the official code)", input=(1, 28)),
 }
 
 
@@ -256,9 +318,21 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, input_si
         return MODELS[name]["build"](in_channels, num_classes, input_size)
 
 
+def profile_input(model_name: str) -> tuple[int, int]:
+    """(channels, size) of the input a profile's weight count refers to: the dataset the model is
+    meant for (Fashion-MNIST 1x28x28 for the LeNets, whose fc1 depends on it; else 3x32x32)."""
+    return tuple(MODELS[model_name].get("input", (3, 32)))
+
+
+def profile_model(model_name: str) -> nn.Module:
+    """The model at its profile's input geometry (10 classes)."""
+    c, s = profile_input(model_name)
+    return build_model(model_name, c, 10, s)
+
+
 def derive_profile(model_name: str, model: nn.Module | None = None) -> list[str]:
     """The prunable tensors by the model's rule, in parameter order."""
-    model = model if model is not None else build_model(model_name)
+    model = model if model is not None else profile_model(model_name)
     rule = MODELS[model_name]["rule"]
     return [n for n, p in model.named_parameters() if rule(n, p)]
 
@@ -287,12 +361,14 @@ def profile_hash(names: list[str]) -> str:
 def write_profiles() -> None:
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     for name in MODELS:
-        model = build_model(name)
+        model = profile_model(name)
         names = derive_profile(name, model)
         params = dict(model.named_parameters())
         total = sum(params[n].numel() for n in names)
-        doc = {"model": name, "about": MODELS[name]["about"], "n_tensors": len(names),
-               "n_weights": total, "prunable": names}
+        c, s = profile_input(name)
+        doc = {"model": name, "about": MODELS[name]["about"], "init": MODELS[name]["init_doc"],
+               "n_tensors": len(names), "n_weights": total, "n_weights_input": f"{c}x{s}x{s}",
+               "prunable": names}
         profile_path(name).write_text(
             "# Prunable tensors of this model (SPEC section 3). Generated by\n"
             "# `python -m lthlib.models --write-profiles`; tests check it against the architecture.\n"
@@ -306,5 +382,5 @@ if __name__ == "__main__":
         print(f"wrote {len(MODELS)} profiles to {PROFILE_DIR}")
     else:
         for name, spec in MODELS.items():
-            m = build_model(name)
+            m = profile_model(name)
             print(f"{name:24s} {sum(p.numel() for p in m.parameters()):>10,d}  {spec['about']}")
