@@ -16,8 +16,9 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import functools
+
 import torch
-from torchvision import datasets as tvd
 
 from .errors import DatasetMissingError, ConfigError
 
@@ -57,18 +58,23 @@ class TensorData:
         return TensorData(self.x.to(device), self.y.to(device), self.name, self.source)
 
 
-class _CIFAR10(tvd.CIFAR10):
-    """torchvision's CIFAR-10 reader without the md5 check, so a copy in the same on-disk format
-    (or one re-packed by a mirror) loads; ``official_md5`` records whether the checksums matched."""
-    train_list = [[f, None] for f, _ in tvd.CIFAR10.train_list]
-    test_list = [[f, None] for f, _ in tvd.CIFAR10.test_list]
-    meta = {**tvd.CIFAR10.meta, "md5": None}
+def _tvd():
+    """torchvision.datasets, imported on first use (it pulls in torch._dynamo: ~2 s of every notebook's
+    start-up that reads Fashion-MNIST from the IDX files would otherwise pay)."""
+    from torchvision import datasets
+    return datasets
 
 
-class _CIFAR100(tvd.CIFAR100):
-    train_list = [[f, None] for f, _ in tvd.CIFAR100.train_list]
-    test_list = [[f, None] for f, _ in tvd.CIFAR100.test_list]
-    meta = {**tvd.CIFAR100.meta, "md5": None}
+@functools.lru_cache(maxsize=None)
+def _cifar_reader(name: str):
+    """(torchvision's reader without the md5 check, the official class). The unchecked one loads a copy
+    in the same on-disk format (or one re-packed by a mirror)."""
+    official = _tvd().CIFAR10 if name == "cifar10" else _tvd().CIFAR100
+    unchecked = type(f"Unchecked{official.__name__}", (official,), {
+        "train_list": [[f, None] for f, _ in official.train_list],
+        "test_list": [[f, None] for f, _ in official.test_list],
+        "meta": {**official.meta, "md5": None}})
+    return unchecked, official
 
 
 def _missing(name: str, root: Path, hint: str) -> DatasetMissingError:
@@ -77,8 +83,8 @@ def _missing(name: str, root: Path, hint: str) -> DatasetMissingError:
 
 
 def _load_cifar(name: str, root: Path, train: bool, download: bool) -> TensorData:
-    cls, official, folder = ((_CIFAR10, tvd.CIFAR10, "cifar-10-batches-py") if name == "cifar10"
-                             else (_CIFAR100, tvd.CIFAR100, "cifar-100-python"))
+    (cls, official), folder = _cifar_reader(name), ("cifar-10-batches-py" if name == "cifar10"
+                                                    else "cifar-100-python")
     download_error = None
     if not (root / folder).exists() and download:
         try:
@@ -179,7 +185,7 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> TensorData:
         source = f"Debian package -> {raw}"
     if not present() and download:
         try:
-            tvd.FashionMNIST(str(root), train=train, download=True)
+            _tvd().FashionMNIST(str(root), train=train, download=True)
             source = f"download -> {raw}"
         except Exception:  # offline: the clear error below
             pass
@@ -188,7 +194,7 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> TensorData:
                        "Install Debian's package (`apt-get install dataset-fashion-mnist`), or put the four "
                        f"uncompressed IDX files in {raw}/, or run once with internet.")
     _check_fashion_mnist(raw, train)
-    ds = tvd.FashionMNIST(str(root), train=train, download=False)
+    ds = _tvd().FashionMNIST(str(root), train=train, download=False)
     y = ds.targets.long().clone()
     if len(y) and int(y.max()) >= 10:
         raise DatasetMissingError(f"{raw / FASHION_MNIST_FILES[train][1]}: label {int(y.max())} is not a "
@@ -339,8 +345,8 @@ def imagenet_loaders(root, batch_size: int, workers: int = 8, eval_batch_size: i
     val_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
     train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), norm]) if augment \
         else val_tf
-    train = tvd.ImageFolder(str(root / "train"), train_tf)
-    val = tvd.ImageFolder(str(root / "val"), val_tf)
+    train = _tvd().ImageFolder(str(root / "train"), train_tf)
+    val = _tvd().ImageFolder(str(root / "val"), val_tf)
     t_sampler = DistributedSampler(train, world, rank, shuffle=True, seed=seed, drop_last=True)
     v_sampler = DistributedSampler(val, world, rank, shuffle=False) if world > 1 else None
     pin = torch.cuda.is_available()

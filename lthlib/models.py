@@ -229,6 +229,18 @@ _IMAGENET_INIT = ("convs kaiming-normal fan_in (relu), BN 1/0 (no zero-init of t
                   "default (official NVIDIA builder, 'fanin' config)")
 _DEFAULT_INIT = "PyTorch defaults throughout"
 
+def _he_resnet(depth: int, size: str) -> dict:
+    """He et al.'s CIFAR ResNet-``depth`` (option-A shortcuts): not in the official code, so it takes the
+    official ResNet-20's init and differs only in depth and shortcut."""
+    return dict(
+        build=lambda c, k, s: CifarResNet(depth, shortcut="pad", in_channels=c, num_classes=k),
+        rule=lambda n, p: _rule_resnet_stages(n, p, True),
+        about=f"He et al. CIFAR ResNet-{depth} (16/32/64, option-A shortcuts, {size} params)",
+        init_doc=_CIFAR_RESNET_INIT.replace("(official ResNet-20)", "(not in the official code: its "
+                                            "ResNet-20 init, so only depth and shortcut differ)"),
+        init=OFFICIAL_INIT)
+
+
 MODELS = {
     "resnet20": dict(
         build=lambda c, k, s: CifarResNet(20, in_channels=c, num_classes=k),
@@ -248,20 +260,7 @@ MODELS = {
         rule=lambda n, p: _rule_resnet_stages(n, p, False),
         about="the official code's 'ResNet-32': 2x wide (32/64/128), 1.86M params, shortcuts not pruned",
         init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
-    "resnet32": dict(
-        build=lambda c, k, s: CifarResNet(32, shortcut="pad", in_channels=c, num_classes=k),
-        rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="He et al. CIFAR ResNet-32 (16/32/64, option-A shortcuts, 0.46M params)",
-        init_doc=_CIFAR_RESNET_INIT.replace("(official ResNet-20)", "(not in the official code: its "
-                                            "ResNet-20 init, so only depth and shortcut differ)"),
-        init=OFFICIAL_INIT),
-    "resnet56": dict(
-        build=lambda c, k, s: CifarResNet(56, shortcut="pad", in_channels=c, num_classes=k),
-        rule=lambda n, p: _rule_resnet_stages(n, p, True),
-        about="He et al. CIFAR ResNet-56 (16/32/64, option-A shortcuts, 0.85M params)",
-        init_doc=_CIFAR_RESNET_INIT.replace("(official ResNet-20)", "(not in the official code: its "
-                                            "ResNet-20 init, so only depth and shortcut differ)"),
-        init=OFFICIAL_INIT),
+    **{f"resnet{d}": _he_resnet(d, size) for d, size in ((32, "0.46M"), (56, "0.85M"))},
     "vgg16": dict(
         build=lambda c, k, s: CifarVGG(16, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
