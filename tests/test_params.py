@@ -116,3 +116,16 @@ def test_repo_params_files_are_valid():
     for f in files:
         P.load(f)
         assert not math.isnan(P.load(f).lr)
+
+
+@pytest.mark.parametrize("grid,model", [("imagenet_resnet50", "resnet50"), ("imagenet_resnet18", "resnet18")])
+def test_imagenet_grids_follow_the_nvidia_recipe(grid, model):
+    """SPEC section 5: global batch 1024 with the lr sweep of a 1024 batch, mixup 0.2, label smoothing
+    0.1, wd 2^-15 not on BN, cosine with 5 warmup epochs, momentum 0.875, 90 epochs (issue 10.5)."""
+    exp = P.load(f"params/{grid}.yaml")
+    assert exp.model == model and exp.dataset == "imagenet"
+    assert exp.batch_size == 1024 and exp.lrs == [0.2048, 0.4, 1.024, 1.6, 2.048]
+    assert exp.mixup == 0.2 and exp.label_smoothing == 0.1 and exp.wd_on_bn is False
+    assert exp.weight_decay == 2 ** -15 and exp.momentum == 0.875
+    assert exp.lr_schedule == "cosine" and exp.warmup_epochs == 5 and exp.epochs == 90
+    assert exp.imp_rounds == 11 and exp.sparsities == [0.59, 0.738, 0.832, 0.914]
