@@ -46,6 +46,7 @@ def test_gpu_slots_hand_each_job_its_own_gpu(tmp_path):
     assert r.returncode == 0 and "GPU 1" in r.stdout
 
 
+@pytest.mark.slow
 def test_make_grid_through_submitit_local(tmp_path, fmnist_root):
     r = make("grid", "GRID=demo", f"OUT={tmp_path}", "LAUNCH=submitit-local",
              f"SET=epochs=1 n_train=200 seeds=[1] lrs=[0.1] settings=[pretrain] data_root={fmnist_root} download=false")
@@ -55,6 +56,7 @@ def test_make_grid_through_submitit_local(tmp_path, fmnist_root):
     assert list((tmp_path / "slurm").glob("*_log.out"))
 
 
+@pytest.mark.slow
 def test_imagenet_notebooks_launch_torchrun_end_to_end(tmp_path, imagenet_root):
     r = make("reproduce-imagenet", f"OUT={tmp_path}", f"DATA={imagenet_root}", "NGPU=2",
              "SET=model=resnet18 epochs=1 imp_rounds=1 sparsities=[0.5] lrs=[0.1] seeds=[1] augment=false "

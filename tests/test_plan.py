@@ -233,6 +233,7 @@ def test_make_n_reproduce_fmnist_lists_each_length_in_order_with_its_cost(tmp_pa
     assert not list((proj / "out").glob("*/runs")) and not list((proj / "out").glob("*/notebooks/*.ipynb"))
 
 
+@pytest.mark.slow
 def test_make_grid_keeps_failures_aside_and_reexecutes_when_parameters_change(tmp_path, fmnist_root):
     base = ["grid", "GRID=demo", f"OUT={tmp_path}", "JOBS=1"]
     small = "n_train=200 n_test=100 seeds=[1] lrs=[0.0012345678] settings=[pretrain] eval_batch_size=100"
@@ -263,6 +264,7 @@ def test_make_grid_keeps_failures_aside_and_reexecutes_when_parameters_change(tm
     assert len(finished()) == 2
 
 
+@pytest.mark.slow
 def test_cifar_grid_notebooks_smoke_on_generated_cifar(tmp_path, cifar_root):
     """The paper grid's own notebooks (reproduce-cifar), 1 epoch and 2 IMP rounds, on CPU."""
     r = make("reproduce-cifar", f"OUT={tmp_path}", f"DATA={cifar_root}", "JOBS=2",

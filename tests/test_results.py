@@ -21,11 +21,13 @@ def test_collect_one_row_per_finished_run_and_lists_unfinished_and_broken(tmp_pa
     lt_rr_grid(exp, gap=2.0)
     (tmp_path / "g" / "runs" / "lt_omp-half-done").mkdir()
     broken = fake_run(exp, "lt_omp", 0.1, 1, 80.0, sparsity=0.36)
-    (broken / "final.pt").unlink()
+    (broken / "metrics.json").write_text("{}")
+    results_only = fake_run(exp, "lt_omp", 0.1, 2, 81.0, sparsity=0.36)
+    (results_only / "final.pt").unlink()  # copied back without weights: its results still count
     df, unfinished = R.collect(tmp_path, "g")
-    assert len(df) == 3 * 2 + 3 * 2 * 2 * 2
+    assert len(df) == 3 * 2 + 3 * 2 * 2 * 2 + 1 and results_only.name in set(df["run"])
     assert unfinished[0] == "lt_omp-half-done"
-    assert unfinished[1].startswith(broken.name) and "final.pt" in unfinished[1]
+    assert unfinished[1].startswith(broken.name) and "metrics.json lacks" in unfinished[1]
     assert {"setting", "model", "dataset", "lr", "epochs", "seed", "sparsity", "final_acc", "best_acc",
             "data_order", "code_version"} <= set(df.columns)
 
