@@ -230,38 +230,25 @@ def _workers(device) -> int:
     return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
 
 
-def _train_batches(exp: Experiment, data_seed: int, device, mf):
-    r, w = dist.rank(), dist.world()
-    if exp.dataset == "imagenet":  # folder of JPEGs: a DataLoader with workers
-        torch.manual_seed(data_seed)
-        return D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, _workers(device),
-                                  exp.eval_batch_size, exp.augment, data_seed, r, w)[0]
-    spec = D.DATASETS[exp.dataset]
-    return D.Batches(_data(exp)[0], exp.batch_size, spec["mean"], spec["std"], True, exp.augment,
-                     spec["pad"], spec["flip"], data_seed, device, mf, r, w)
-
-
-def _test_batches(exp: Experiment, device, mf):
-    """(test batches, (n_train, n_test, data source))."""
-    r, w = dist.rank(), dist.world()
-    if exp.dataset == "imagenet":
+def _pack_loaders(jobs: list[Job], device, mf):
+    """(training batches, test batches, (n_train, n_test, data source)) of a pack. One data order for
+    all: its batches; several: each ticket its own (``TicketBatches``). ImageNet packs hold one data
+    order (``pack_key``), so its folders are scanned once."""
+    exp, (r, w) = jobs[0].exp, (dist.rank(), dist.world())
+    seeds = sorted({j.spec.data_seed for j in jobs})
+    if exp.dataset == "imagenet":  # folder of JPEGs: DataLoaders with workers
+        torch.manual_seed(seeds[0])
         train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, _workers(device),
-                                                exp.eval_batch_size, exp.augment, 0, r, w)
-        return test_b, (len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root)))
-    train_data, test_data = _data(exp)
-    spec = D.DATASETS[exp.dataset]
+                                                exp.eval_batch_size, exp.augment, seeds[0], r, w)
+        return train_b, test_b, (len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root)))
+    (train_data, test_data), spec = _data(exp), D.DATASETS[exp.dataset]
+    loaders = [D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment, spec["pad"],
+                         spec["flip"], s, device, mf, r, w) for s in seeds]
+    train_b = loaders[0] if len(seeds) == 1 else packing.TicketBatches(
+        loaders, [seeds.index(j.spec.data_seed) for j in jobs])
     test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
                        memory_format=mf, rank=r, world=w)
-    return test_b, (len(train_data), len(test_data), train_data.source)
-
-
-def _pack_batches(jobs: list[Job], device, mf):
-    """One data order for all: its batches. Several: each ticket its own (``TicketBatches``)."""
-    seeds = sorted({j.spec.data_seed for j in jobs})
-    loaders = [_train_batches(jobs[0].exp, s, device, mf) for s in seeds]
-    if len(seeds) == 1:
-        return loaders[0]
-    return packing.TicketBatches(loaders, [seeds.index(j.spec.data_seed) for j in jobs])
+    return train_b, test_b, (len(train_data), len(test_data), train_data.source)
 
 
 def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, data_info):
@@ -291,7 +278,7 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     """Train ``jobs`` together: one model, or a packed group (per-ticket data orders and lrs)."""
     exp = jobs[0].exp
     mf = torch.channels_last if exp.channels_last else torch.contiguous_format
-    test_b, data_info = _test_batches(exp, device, mf)
+    train_b, test_b, data_info = _pack_loaders(jobs, device, mf)
     built = [_prepare(j.exp, j.rd, j.identity, j.spec, profile, device, data_info) for j in jobs]
     names = [j.rd.name for j in jobs]
     model, mask, tag = built[0][0], built[0][1], None
@@ -306,7 +293,7 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
         _compile(model, exp)
     t0 = time.time()
     desc = names[0][:48] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0][:36]}"
-    history = train(dist.wrap(model, device), mask, _pack_batches(jobs, device, mf), test_b, exp.recipe(),
+    history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(),
                     device, jobs[0].rd, desc=desc, tag=tag, ticket_lrs=[j.exp.lr for j in jobs])
     wall = time.time() - t0
     if not dist.is_main():
