@@ -207,13 +207,24 @@ def our_sweep(model_name, dataset, data, n_images, n_tickets, device, amp, chann
 
 
 # ----------------------------------------------------------------------------- packs and the whole grid
-def pack_rates(model_name, dataset, data, sizes, device, compile_mode=None) -> dict[int, float]:
+VARIANTS = {  # name: (amp, cuda_graph, torch.compile mode or None); bf16 changes the numerics (recipe)
+    "eager": ("none", False, None),
+    "graph": ("none", True, None),
+    "compile+graph": ("none", True, "default"),
+    "bf16+graph": ("bf16", True, None),
+    "compile+bf16+graph": ("bf16", True, "default"),
+    "reduce-overhead": ("none", False, "reduce-overhead"),
+}
+
+
+def pack_rates(model_name, dataset, data, sizes, device, variant="eager") -> dict[int, float]:
     """Ticket-images per second of packs of each size as the grid scheduler forms them: every ticket
-    its own data order and its own learning rate (alternating 0.1 / 0.01), fp32, NHWC. Two epochs; the
-    second is timed (compilation and warm-up excluded)."""
+    its own data order and its own learning rate (alternating 0.1 / 0.01), NHWC, in ``variant``
+    (``VARIANTS``). Two epochs; the second is timed (compilation, capture and warm-up excluded)."""
     import contextlib
     import io
     from lthlib import packing
+    amp, cuda_graph, compile_mode = VARIANTS[variant]
     spec = D.DATASETS[dataset]
     mf = torch.channels_last
     empty = D.TensorData(data.x[:0], data.y[:0], data.name, data.source)
@@ -231,18 +242,60 @@ def pack_rates(model_name, dataset, data, sizes, device, compile_mode=None) -> d
             batches = packing.TicketBatches(loaders, list(range(k)))
         net = net.to(device, memory_format=mf)
         if compile_mode:
+            torch._dynamo.reset()  # as the engine: each pack compiles afresh
             eager, compiled = net.forward, torch.compile(net.forward, mode=compile_mode)
             net.forward = lambda x, e=eager, c=compiled, m=net: c(x) if m.training and x.shape[0] == 64 else e(x)
-        recipe = Recipe(epochs=2, lr=0.1, batch_size=64, channels_last=True)
+        recipe = Recipe(epochs=2, lr=0.1, batch_size=64, channels_last=True, amp=amp)
         with contextlib.redirect_stdout(io.StringIO()):
             hist = train(net, mask, batches, D.Batches(empty, 1024, (0.0,), (1.0,), False, device=device), recipe,
-                         device, ticket_lrs=[0.1 if i % 2 == 0 else 0.01 for i in range(k)])
+                         device, ticket_lrs=[0.1 if i % 2 == 0 else 0.01 for i in range(k)], cuda_graph=cuda_graph)
         h = hist[0] if k > 1 else hist
         out[k] = k * len(data) / h[-1]["train_time_s"]
+        del net, batches, loaders
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return out
 
 
-def grid_estimate(rates: dict[int, float], official_rate: float, where: str) -> None:
+def profile_pack(model_name, dataset, data, k, device, steps=12) -> None:
+    """The CUDA kernels that take a pack of ``k``'s (eager) step time, top 12 by total device time."""
+    from torch.profiler import ProfilerActivity, profile
+    from lthlib import packing
+    from lthlib.training import _Step, make_optimizer, MaskEnforcer
+    spec = D.DATASETS[dataset]
+    work = tickets(model_name, dataset, k)
+    net = packing.pack([m for m, _ in work])
+    net.memory_format = torch.channels_last
+    net = net.to(device, memory_format=torch.channels_last).train()
+    mask = {f"inner.{n}": v for n, v in packing.pack_tensors([w for _, w in work], net.layout).items()}
+    loaders = [D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], seed, device,
+                         torch.channels_last) for seed in range(1, k + 1)]
+    batches = iter(packing.TicketBatches(loaders, list(range(k))))
+    r = Recipe(epochs=1, lr=0.1, batch_size=64, channels_last=True)
+    opt = make_optimizer(net, r, [0.1 if i % 2 == 0 else 0.01 for i in range(k)])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
+    step = _Step(net, MaskEnforcer(net, mask), opt, sched, r, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        step(*next(batches))
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA if device.type == "cuda" else ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step(*next(batches))
+        sync()
+        wall = (time.perf_counter() - t0) / steps
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    rows = sorted(prof.key_averages(), key=lambda e: -getattr(e, attr, 0.0))
+    total = sum(getattr(e, attr, 0.0) for e in rows) or 1.0
+    print(f"\ntop kernels of {steps} steps of a pack of {k} (eager, fp32, {device.type}): share of "
+          f"{total / 1e3 / steps:.1f} ms per step (wall {1e3 * wall:.1f} ms per step under the profiler)")
+    for e in rows[:14]:
+        t = getattr(e, attr, 0.0)
+        print(f"  {100 * t / total:5.1f}%  {t / 1e3 / steps:7.2f} ms/step  {e.count // steps:4d}/step  {e.key[:90]}")
+
+
+def grid_estimate(rates: dict[int, float], official_rate: float, where: str, variant: str) -> None:
     """Print the whole cifar10_resnet20 grid's training time at the measured rates, scheduled as packs
     (PACK=grid), next to the official-style loop's."""
     from lthlib import load, schedule
@@ -252,12 +305,12 @@ def grid_estimate(rates: dict[int, float], official_rate: float, where: str) -> 
     best = min((schedule.estimate_seconds(exp.replace(pack_size=ps), rates, FULL_EPOCH["cifar10"]), ps)
                for ps in sorted({16, 32, 64, max(rates)}))
     official = ticket_epochs * FULL_EPOCH["cifar10"] / official_rate
-    print(f"\nwhole grid cifar10_resnet20 ({sum(waves)} runs, {ticket_epochs:,} ticket-epochs, {len(waves)} "
-          f"scheduler steps) on {where}: {best[0] / 3600:.1f} h as packs of up to {best[1]} (PACK=grid); "
+    print(f"whole grid cifar10_resnet20 ({sum(waves)} runs, {ticket_epochs:,} ticket-epochs, {len(waves)} "
+          f"scheduler steps) on {where}, {variant}: {best[0] / 3600:.1f} h as packs of up to {best[1]} (PACK=grid); "
           f"official-style loop {official / 3600:.1f} h")
 
 
-def save_rates(model_name: str, device, rates: dict, official: float) -> None:
+def save_rates(model_name: str, device, rates: dict, official: float, variant: str, variants: dict) -> None:
     """outputs/bench/rates.json: what the planner's time estimates read."""
     import json
     from lthlib.runs import atomic_write_json
@@ -265,7 +318,10 @@ def save_rates(model_name: str, device, rates: dict, official: float) -> None:
     known = json.loads(path.read_text()) if path.exists() else {}
     kind = "gpu" if device.type == "cuda" else "cpu"
     known.setdefault(model_name, {})[kind] = {"pack_rates": {str(k): v for k, v in rates.items()},
-                                             "official": official, "device": _device_name(device),
+                                             "variant": variant, "official": official,
+                                             "variants": {n: {str(k): v for k, v in r.items()}
+                                                          for n, r in variants.items()},
+                                             "device": _device_name(device),
                                              "measured": time.strftime("%Y-%m-%d %H:%M")}
     atomic_write_json(path, known)
 
@@ -283,7 +339,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--pack-sizes", default="", help="ResNet-20 pack sizes to time (default: 1,8,16,32,64 on "
                     "CUDA; none on CPU, where packs do not pay and the 2-process rate is used)")
-    ap.add_argument("--compile-mode", default="", help="also time packs with torch.compile(mode=...)")
+    ap.add_argument("--variants", default="eager,graph", help=f"pack step variants to time: {', '.join(VARIANTS)}, each "
+                    "optionally NAME:K/K (only those pack sizes); the estimate the planner reads is the fastest one in the recipe's fp32)")
+    ap.add_argument("--profile", type=int, default=0, help="print the top kernels of a pack of this size")
     a = ap.parse_args(argv)
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                           ("cpu" if a.device == "auto" else a.device))
@@ -321,15 +379,29 @@ def main(argv=None) -> int:
 
 def _grid_lines(model_name, dataset, data, a, device, official: float, ours: float) -> None:
     sizes = [int(k) for k in (a.pack_sizes or ("1,8,16,32,64" if device.type == "cuda" else "")).split(",") if k]
-    rates = pack_rates(model_name, dataset, data, sizes, device) if sizes else {1: ours}
-    for k, r in rates.items():
-        print(f"{model_name:9s} {'pack of ' + str(k) + ' (own data order and lr each)':44s} {r:12.0f}")
-    if a.compile_mode:
-        for k, r in pack_rates(model_name, dataset, data, [k for k in sizes if k >= 16] or sizes, device,
-                               a.compile_mode).items():
-            print(f"{model_name:9s} {'pack of ' + str(k) + ', compile ' + a.compile_mode:44s} {r:12.0f}")
-    save_rates(model_name, device, rates, official)
-    grid_estimate(rates, official, _device_name(device))
+    variants = [v.partition(":") for v in a.variants.split(",") if v] if sizes else []
+    found = {}
+    for v, _, only in variants:  # "compile+graph:12/64" times that variant at those sizes only
+        t0 = time.time()
+        try:
+            found[v] = pack_rates(model_name, dataset, data, [int(k) for k in only.split("/")] if only else sizes,
+                                  device, v)
+        except Exception as exc:  # a variant that fails is reported, the others still measured
+            print(f"{model_name:9s} {v}: failed ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        for k, r in found[v].items():
+            print(f"{model_name:9s} {'pack of ' + str(k) + ', ' + v + ' (own data order, lr)':44s} {r:12.0f}")
+        print(f"  ({v}: {time.time() - t0:.0f}s to measure)", flush=True)
+    if a.profile:
+        profile_pack(model_name, dataset, data, a.profile, device)
+    exact = {v: r for v, r in found.items() if VARIANTS[v][0] == "none" and set(r) == set(sizes)}  # recipe's numerics
+    best = max(exact, key=lambda v: max(exact[v].values()), default=None)
+    rates = exact[best] if best else {1: ours}
+    save_rates(model_name, device, rates, official, best or "2 processes", found)
+    for v, r in found.items():
+        grid_estimate(r, official, _device_name(device), v + (" (changes numerics)" if VARIANTS[v][0] != "none" else ""))
+    if not found:
+        grid_estimate(rates, official, _device_name(device), "processes")
 
 
 if __name__ == "__main__":

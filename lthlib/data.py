@@ -245,7 +245,11 @@ class Batches:
     """Batches of a TensorData held on the training device: one permutation per epoch drawn from the
     data seed, random crop (zero padding) + horizontal flip done for the whole batch with torch ops,
     then normalization. The generator for epoch e is seeded by (seed, e), so a resumed run sees
-    exactly the batches an uninterrupted run would."""
+    exactly the batches an uninterrupted run would.
+
+    An epoch's random numbers (order, crop offsets, flips) are drawn on the CPU when it starts, in the
+    order batch after batch used to draw them, and sent to the device in one copy: no batch waits for
+    the device (a host-to-device copy of a small CPU tensor blocks until the queued work is done)."""
 
     def __init__(self, data: TensorData, batch_size: int, mean, std, train: bool, augment: bool = True,
                  pad: int = 4, flip: bool = True, seed: int = 0, device="cpu",
@@ -271,43 +275,69 @@ class Batches:
         g.manual_seed(self.seed * 1_000_003 + self.epoch)
         return g
 
-    def __iter__(self):
+    def plan(self) -> torch.Tensor:
+        """This epoch's draws on the device, [4, n] int64: image order, crop row and column offsets and
+        flip (0/1) of the image at each position of the epoch (offsets/flips unused without augment)."""
         n = len(self.data)
-        if self.train:
-            g = self._generator()
-            order = torch.randperm(n, generator=g)
-        else:
-            g, order = None, torch.arange(n)
-        order = order.to(self.device)
-        for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            x = self.data.x[idx]
-            if self.augment:  # the whole global batch, so every rank's slice matches a 1-process run
-                x = augment_batch(x, self.pad, self.flip, g)
-            y = self.data.y[idx]
-            if self.world > 1:
-                x, y = x[self.rank::self.world], y[self.rank::self.world]
-            x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-            yield x, y
+        if not self.train:
+            return torch.stack([torch.arange(n)] + [torch.zeros(n, dtype=torch.long)] * 3).to(self.device)
+        g = self._generator()
+        order = torch.randperm(n, generator=g)
+        if not self.augment:
+            return torch.stack([order] + [torch.zeros(n, dtype=torch.long)] * 3).to(self.device)
+        draws = [draw_augment(min(self.batch_size, n - i), self.pad, self.flip, g) for i in range(0, n, self.batch_size)]
+        return torch.stack([order] + [torch.cat([d[k] for d in draws]) for k in range(3)]).to(self.device)
+
+    def assemble(self, plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (normalized float, augmented when training) and labels for the columns of ``plan``
+        (any shape [4, ...]: one batch, or a batch of each of several orders)."""
+        idx = plan[0]
+        x, y = self.data.x[idx.flatten()], self.data.y[idx]
+        if self.augment:
+            x = augment_with(x, self.pad, self.flip, *(p.flatten() for p in plan[1:]))
+        x = x.view(*idx.shape, *x.shape[1:])
+        return (x.float() - self.mean) / self.std, y
+
+    def __iter__(self):
+        plan = self.plan()
+        for i in range(0, len(self.data), self.batch_size):
+            part = plan[:, i:i + self.batch_size]
+            if self.world > 1:  # the whole global batch is drawn, so every rank's slice matches a 1-process run
+                part = part[:, self.rank::self.world]
+            x, y = self.assemble(part)
+            yield x.contiguous(memory_format=self.memory_format), y
 
 
-def augment_batch(x: torch.Tensor, pad: int, flip: bool, g: torch.Generator) -> torch.Tensor:
-    """Random crop of the original size after zero padding by ``pad`` + random horizontal flip, per
-    image, for a uint8 batch [B, C, H, W]; random numbers come from the CPU generator ``g``."""
+def draw_augment(b: int, pad: int, flip: bool, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Crop row/column offsets and flips (int64, [b] each) of a batch of ``b`` images, drawn from the CPU
+    generator ``g`` in a fixed order (row offsets, column offsets, flips)."""
+    zero = torch.zeros(b, dtype=torch.long)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g) if pad else zero
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g) if pad else zero
+    f = (torch.rand(b, generator=g) < 0.5).long() if flip else zero
+    return dy, dx, f
+
+
+def augment_with(x: torch.Tensor, pad: int, flip: bool, dy, dx, f) -> torch.Tensor:
+    """Random crop of the original size after zero padding by ``pad`` + horizontal flip, per image, of a
+    uint8 batch [B, C, H, W], with the draws ``dy``, ``dx``, ``f`` ([B] each, on x's device)."""
     b, c, h, w = x.shape
     dev = x.device
     if pad:
         xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(dev)
-        dx = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(dev)
         rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
         cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
         x = xp[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
                rows, cols]
     if flip:
-        f = (torch.rand(b, generator=g) < 0.5).to(dev)
-        x = torch.where(f[:, None, None, None], x.flip(3), x)
+        x = torch.where(f.bool()[:, None, None, None], x.flip(3), x)
     return x
+
+
+def augment_batch(x: torch.Tensor, pad: int, flip: bool, g: torch.Generator) -> torch.Tensor:
+    """Random crop of the original size after zero padding by ``pad`` + random horizontal flip, per
+    image, for a uint8 batch [B, C, H, W]; random numbers come from the CPU generator ``g``."""
+    return augment_with(x, pad, flip, *(d.to(x.device) for d in draw_augment(x.shape[0], pad, flip, g)))
 
 
 class EpochLoader:

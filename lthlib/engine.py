@@ -294,7 +294,8 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     t0 = time.time()
     desc = names[0][:48] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0][:36]}"
     history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(),
-                    device, jobs[0].rd, desc=desc, tag=tag, ticket_lrs=[j.exp.lr for j in jobs])
+                    device, jobs[0].rd, desc=desc, tag=tag, ticket_lrs=[j.exp.lr for j in jobs],
+                    cuda_graph=exp.cuda_graph and device.type == "cuda")
     wall = time.time() - t0
     if not dist.is_main():
         return
@@ -312,6 +313,7 @@ def _compile(model, exp: Experiment) -> None:
     batches of the full size take the compiled path: one static shape, so reduce-overhead's CUDA graphs
     are captured once; the last partial batch and evaluation run the eager forward."""
     eager = model.forward
+    torch._dynamo.reset()  # every pack compiles afresh: PackedNet.forward would hit dynamo's recompile limit
     compiled = torch.compile(eager, mode=exp.compile_mode)
     full = exp.batch_size // dist.world()
 

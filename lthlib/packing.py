@@ -64,9 +64,15 @@ class PackedNet(nn.Module):
 class TicketBatches:
     """Training batches of a pack whose tickets have different data orders: batch i of each distinct
     order, stacked to [B, N, C, H, W] in ticket order (``index[t]`` = ticket t's order), labels [B, N].
-    Each order is exactly the batches that ticket would see trained alone."""
+    Each order is exactly the batches that ticket would see trained alone; the orders' batches are
+    gathered, cropped, flipped and normalized together (a few device ops per batch, whatever the count)."""
 
     def __init__(self, loaders: list, index: list[int]):
+        first = loaders[0]
+        same = lambda b: (len(b.data), b.data.name, b.data.source, b.batch_size, b.augment, b.pad, b.flip, b.world,
+                          b.rank)
+        if any(same(b) != same(first) for b in loaders):
+            raise ValueError("TicketBatches: the orders must share data, batch size, augmentation and rank")
         self.loaders, self.index = loaders, torch.tensor(index)
 
     def __len__(self):
@@ -77,11 +83,15 @@ class TicketBatches:
             b.set_epoch(epoch)
 
     def __iter__(self):
-        for parts in zip(*self.loaders):
-            x = torch.stack([p[0] for p in parts], 1)
-            y = torch.stack([p[1] for p in parts], 1)
-            idx = self.index.to(x.device)
-            yield x.index_select(1, idx), y.index_select(1, idx)
+        first = self.loaders[0]
+        plans = torch.stack([b.plan() for b in self.loaders], 1)  # [4, orders, n]
+        idx = self.index.to(first.device)
+        for i in range(0, len(first.data), first.batch_size):
+            part = plans[:, :, i:i + first.batch_size]
+            if first.world > 1:
+                part = part[:, :, first.rank::first.world]
+            x, y = first.assemble(part)  # [orders, B, C, H, W], [orders, B]
+            yield x.transpose(0, 1).index_select(1, idx), y.t().index_select(1, idx)
 
 
 def _packed_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:

@@ -103,8 +103,11 @@ class Pruning:
 class Runtime:
     compile: bool = opt(False, "torch.compile the forward pass (pays on GPU)")
     compile_mode: Literal["default", "reduce-overhead"] = opt(
-        "default", "torch.compile mode; reduce-overhead captures the step as CUDA graphs (full batches; the "
-        "last partial batch and evaluation run eagerly, so the recipe is unchanged)")
+        "default", "torch.compile mode; reduce-overhead captures the forward pass as CUDA graphs (full "
+        "batches; the last partial batch and evaluation run eagerly, so the recipe is unchanged)")
+    cuda_graph: bool = opt(False, "CUDA: capture the whole training step of a full batch (forward, backward, "
+                           "masks, SGD) as one CUDA graph and replay it; the first 3 batches, the last partial "
+                           "batch and evaluation run eagerly, so the recipe is unchanged. Ignored on CPU")
     cudnn_benchmark: bool = opt(True, "cuDNN autotuning on CUDA (off under deterministic)")
     deterministic: bool = opt(False, "CUDA: deterministic kernels, no TF32, fixed cuBLAS workspace "
                               "(bitwise repeatable, slower); CPU runs are repeatable anyway")
@@ -254,6 +257,22 @@ def check_values(exp: Experiment, source: str) -> None:
         raise ConfigError(f"{source}: key 'amp' fp16 with packing would share one loss scale between the "
                           f"tickets of a pack (an overflow in one skips every ticket's step); use amp: bf16, "
                           f"or pack: off")
+    _check_cuda_graph(exp, source)
+
+
+def _check_cuda_graph(exp: Experiment, source: str) -> None:
+    """What a captured step cannot hold (see lthlib.capture)."""
+    if not exp.cuda_graph:
+        return
+    why = {"mixup": (exp.mixup > 0, "mixup draws its mixing weight on the host every batch"),
+           "amp": (exp.amp == "fp16", "fp16 checks its loss scale on the host every step"),
+           "nproc": (exp.nproc > 1, "a DDP step (several processes) is not captured"),
+           "compile_mode": (exp.compile and exp.compile_mode == "reduce-overhead",
+                            "reduce-overhead captures graphs of its own")}
+    for key, (bad, reason) in why.items():
+        if bad:
+            raise ConfigError(f"{source}: key 'cuda_graph' true with {key} {getattr(exp, key)!r}: {reason}; "
+                              f"set cuda_graph: false (or change {key})")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

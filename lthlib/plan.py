@@ -179,10 +179,10 @@ def _report_rules(grid: str, cells: list) -> list[str]:
 # ----------------------------------------------------------------------------- size and cost
 # Ticket-images per second by pack size, fp32, CIFAR-size images, when `make bench` has not measured
 # them (README "Benchmark"). cpu: this 2-core machine, two 1-thread runs at once (no packing on CPU);
-# gpu: one H200, one ticket alone and 16 packed. bench writes outputs/bench/rates.json
+# gpu: one H100, the captured step (cuda_graph), packs of 1 to 64. bench writes outputs/bench/rates.json
 # ({model: {"cpu"|"gpu": {"pack_rates": {"1": ..., "16": ...}, ...}}}), which replaces these per device.
 DEFAULT_RATES = {
-    "resnet20": {"cpu": {1: 1000.0}, "gpu": {1: 8100.0, 16: 71000.0}},
+    "resnet20": {"cpu": {1: 1000.0}, "gpu": {1: 22700.0, 6: 52300.0, 12: 64500.0, 32: 69500.0, 64: 72800.0}},
     "lenet5": {"cpu": {1: 25000.0}},
 }
 EVAL_COST = 1 / 3  # a test image (forward only) costs about a third of a training image

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 
 from . import distributed as dist
+from .capture import CapturedStep
 from .params import Recipe
 from .pruning import MaskEnforcer, Mask
 from .runs import RunDir, atomic_torch_save, load_checkpoint
@@ -95,10 +96,12 @@ def lr_factor(r: Recipe, iters_per_epoch: int):
 
 
 def _autocast(device: torch.device, amp: str):
+    """The autocast context of a step. Its cast cache is off (a captured step needs it off, and the eager
+    step keeps the same global state, so a compiled forward is not recompiled between the two)."""
     if amp == "none":
-        return torch.autocast(device.type, enabled=False)
+        return torch.autocast(device.type, enabled=False, cache_enabled=False)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=False)
 
 
 def _beta(alpha: float, g: torch.Generator) -> float:
@@ -161,14 +164,15 @@ class _State:
 
 def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, recipe: Recipe,
           device: torch.device, run: RunDir | None = None, desc: str = "train", tag=None,
-          ticket_lrs: list[float] | None = None):
+          ticket_lrs: list[float] | None = None, cuda_graph: bool = False):
     """Train ``model`` (already on ``device``, already masked) and return the per-epoch history: a list
     of rows, or for a packed model (``model.n_tickets``) one such list per ticket.
 
     With ``run``, a checkpoint is written after every epoch and training resumes from it (only when its
     ``tag`` matches, e.g. the members of a pack); the batches of epoch e depend only on (data seed, e),
     so the resumed run ends with the same weights. ``ticket_lrs``: each ticket's base learning rate
-    (a pack spanning learning rates); default ``recipe.lr`` for all.
+    (a pack spanning learning rates); default ``recipe.lr`` for all. ``cuda_graph``: full batches
+    replay one captured step (``lthlib.capture``; on a CPU the same step body runs eagerly).
     """
     r = recipe
     base = getattr(model, "module", model)  # under DDP: the wrapped model (names, state_dict)
@@ -178,6 +182,8 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
     st.histories = [[] for _ in range(max(1, st.n_tickets))]
     _resume(st, run, tag, desc, r.epochs)
     step = _Step(model, MaskEnforcer(base, mask), opt, st.sched, r, device)
+    if cuda_graph:
+        step = CapturedStep(step, r.batch_size, capture=device.type == "cuda")
     t_run, start = time.time(), st.epoch
     for epoch in range(start, r.epochs):
         t0 = time.time()
@@ -228,6 +234,9 @@ class _Step:
         self.scaler = torch.amp.GradScaler(enabled=(r.amp == "fp16" and device.type == "cuda"))
         self.mix_gen = torch.Generator()
 
+    def autocast(self):
+        return _autocast(self.device, self.r.amp)
+
     def losses(self, x, y):
         r = self.r
         if r.mixup > 0:  # mix each image with the reversed batch; one lambda per batch
@@ -248,7 +257,7 @@ class _Step:
         self.scaler.update()
         self.enforcer.mask_weights()
         self.sched.step()
-        return out, losses
+        return out.detach(), losses.detach()  # the autograd graph is freed now, not at the next step
 
 
 def _train_epoch(step: _Step, batches, epoch: int):

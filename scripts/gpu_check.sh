@@ -1,30 +1,70 @@
 #!/usr/bin/env bash
 # The device checks of one session on a lent GPU (no papermill there: lthlib is called directly).
-# Usage (device tool): bash scripts/gpu_check.sh   with .gpudata/ (Debian's Fashion-MNIST .gz files) carried.
-# Writes logs and a tarball of the study-tier runs (without the big weight files) to $OUT.
+# Usage (device tool): CHECKS="capture bench grid" bash scripts/gpu_check.sh   with .gpudata/ (Debian's
+# Fashion-MNIST .gz files) carried. Writes logs (and the study tarball, with CHECKS=study) to $OUT.
+#   capture  the captured step (cuda_graph) against the eager step on CUDA (tests/test_capture.py)
+#   bench    pack rates per step variant, the kernel profile of a pack of 64, the whole-grid estimates
+#   grid     a tiny Fashion-MNIST ResNet-20 grid through the scheduler with cuda_graph: true
+#   det      CUDA determinism: two identical dense runs each way, and what deterministic costs
+#   study    the study tier's shortest length through the grid scheduler
 set -u
 export PYTHONUNBUFFERED=1 LTHLIB_PROGRESS=lines
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-STUDY_SET=${STUDY_SET:-"n_train=5000 eval_every=5 pack=on pack_size=32"}
-STUDY_LIMIT=${STUDY_LIMIT:-300}
+CHECKS=${CHECKS:-"capture bench grid"}
+has() { [[ " $CHECKS " == *" $1 "* ]]; }
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/gpu.txt"
-# data: Debian's files, gunzipped where lthlib reads them
-mkdir -p /usr/share/datasets/fashion-mnist && cp .gpudata/*.gz /usr/share/datasets/fashion-mnist/
+[ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || { mkdir -p /usr/share/datasets/fashion-mnist && cp .gpudata/*.gz /usr/share/datasets/fashion-mnist/; }
 python3 -m lthlib.data prepare fashion_mnist outputs/data 2>&1 | tail -1
 
-if [ -z "${SKIP_DET:-}" ]; then
-# 1. CUDA determinism (issue 10.6): two identical dense runs each way, and what deterministic costs
+if has capture; then  # pytest may be missing there: a stand-in for the decorators the test module uses
+timeout 120 python3 - <<'PY' 2>&1 | tee "$OUT/capture.txt"
+import sys, time, types
+try:
+    import pytest  # noqa: F401
+except ImportError:
+    ident = lambda *a, **k: (lambda f: f)
+    sys.modules["pytest"] = types.SimpleNamespace(mark=types.SimpleNamespace(parametrize=ident, skipif=ident, slow=ident),
+                                                  raises=None)
+sys.path.insert(0, ".")
+import tests.test_capture as t
+t0 = time.time()
+import torch
+dev = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a dry run of this script (the body, no graph)
+eager, graph = t._tiny_training(dev, False), t._tiny_training(dev, True)
+diff = max(float((eager[1][k] - graph[1][k]).abs().max()) for k in eager[1] if eager[1][k].is_floating_point())
+eager2 = t._tiny_training(dev, False)
+noise = max(float((eager[1][k] - eager2[1][k]).abs().max()) for k in eager[1] if eager[1][k].is_floating_point())
+t._assert_same_training(eager, graph, 1e-3)
+print(f"capture on {dev}: graph vs eager max weight diff {diff:.3g} (eager vs eager {noise:.3g}); OK in {time.time() - t0:.0f}s")
+PY
+fi
+
+if has bench; then
+BENCH_ARGS=${BENCH_ARGS:-"--images resnet20=5000 --pack-sizes 1,6,12,22,32,64 --profile 64"}
+timeout ${BENCH_LIMIT:-330} python3 bench/bench_training.py --models resnet20 --tickets 4 $BENCH_ARGS \
+  --variants "${VARIANTS:-eager,graph,bf16+graph,compile+graph:6/22/64}" 2>&1 | tee "$OUT/bench.txt" | grep -v Warning
+cp outputs/bench/rates.json "$OUT/" 2>/dev/null
+fi
+
+if has grid; then
+t0=$(date +%s)
+timeout 90 python3 -m lthlib.schedule params/fmnist_resnet20_10ep.yaml ${GRID_SET:-n_train=3000 epochs=2} \
+  eval_every=1 'seeds=[1,2]' imp_rounds=2 'sparsities=[0.59]' cuda_graph=true out_root=/tmp/gridcheck > "$OUT/grid.log" 2>&1
+echo "grid rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/grid.log"
+grep -E "step|error|Error" "$OUT/grid.log" | tail -12
+fi
+
+if has det; then
 python3 - <<'PY' 2>&1 | tee "$OUT/determinism.txt"
-import json, time, lthlib
+import lthlib
 res = {}
 for det in (False, True):
     accs, walls = [], []
     for rep in (1, 2):
         exp = lthlib.load("params/fmnist_resnet20_10ep.yaml", {"out_root": f"/tmp/det{int(det)}_{rep}",
               "n_train": 10000, "epochs": 3, "deterministic": det, "pack": "off"}, lr=0.1, seed=1)
-        rd = lthlib.pretrain(exp)
-        m = rd.read_metrics()
+        m = lthlib.pretrain(exp).read_metrics()
         accs.append(m["final_test_acc"]); walls.append(m["wall_time_s"])
     res[det] = (accs, walls)
     print(f"deterministic={det}: final acc {accs}, identical={accs[0] == accs[1]}, wall {walls}")
@@ -32,18 +72,12 @@ print(f"deterministic costs x{sum(res[True][1]) / sum(res[False][1]):.2f} wall t
 PY
 fi
 
-# 2. the study tier's shortest length through the grid scheduler (issue 12.5, 13)
+if has study; then
 t0=$(date +%s)
-timeout "$STUDY_LIMIT" python3 -m lthlib.schedule params/fmnist_resnet20_10ep.yaml $STUDY_SET out_root=outputs \
-  > "$OUT/study.log" 2>&1; echo "study rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/study.log"
-grep -E "step|grid|Error|error" "$OUT/study.log" | tail -25
-# run folders without checkpoints and masks; weights only of the dense runs (θ0-θT analysis)
+timeout "${STUDY_LIMIT:-300}" python3 -m lthlib.schedule params/fmnist_resnet20_10ep.yaml \
+  ${STUDY_SET:-n_train=5000 eval_every=5 pack=on pack_size=32} out_root=outputs > "$OUT/study.log" 2>&1
+echo "study rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/study.log"
 tar czf "$OUT/study_runs.tgz" --exclude=checkpoint.pt --exclude=mask.pt --exclude=.lock \
   --exclude='*/runs/[!p]*/final.pt' --exclude='*/runs/[!p]*/init.pt' outputs/fmnist_resnet20_10ep
+fi
 ls -la "$OUT"
-
-[ -n "${SKIP_BENCH:-}" ] && exit 0
-# 3. pack rates and the whole-grid estimate (issue 13)
-timeout 150 python3 bench/bench_training.py --models resnet20 --images resnet20=10000 --tickets 4 \
-  --pack-sizes 1,8,16,32,64 --compile-mode reduce-overhead 2>&1 | tee "$OUT/bench.txt" | grep -v Warning
-cp outputs/bench/rates.json "$OUT/" 2>/dev/null

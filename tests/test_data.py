@@ -178,3 +178,52 @@ def test_a_full_disk_during_an_atomic_write_names_the_file_and_leaves_no_tempora
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["final.pt"]  # no .final.pt.tmpNNN left
     assert target.read_text() == "old"  # the previous file is untouched
+
+
+def _batches_of(loader):
+    return [(x.clone(), y.clone()) for x, y in loader]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(augment=False), dict(pad=0), dict(flip=False), dict(rank=1, world=2)])
+def test_epoch_draws_give_the_batches_drawn_batch_by_batch(kw):
+    """Batches draws an epoch's order/crops/flips up front (one device copy); every batch must equal the
+    batch-by-batch draw from the same generator: permutation, then per batch row, column, flip."""
+    g0 = torch.Generator().manual_seed(0)
+    data = D.TensorData(torch.randint(0, 256, (150, 3, 8, 8), dtype=torch.uint8, generator=g0),
+                        torch.randint(0, 10, (150,), generator=g0), "t", "t")
+    b = D.Batches(data, 32, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2), True, seed=3, **kw)
+    b.set_epoch(2)
+    g = b._generator()
+    order = torch.randperm(150, generator=g)
+    world, rank = kw.get("world", 1), kw.get("rank", 0)
+    got = _batches_of(b)
+    assert len(got) == 5
+    for i, (x, y) in zip(range(0, 150, 32), got):
+        idx = order[i:i + 32]
+        xi = data.x[idx]
+        if kw.get("augment", True):
+            xi = D.augment_batch(xi, kw.get("pad", 4), kw.get("flip", True), g)
+        xi, yi = xi[rank::world], data.y[idx][rank::world]
+        assert torch.equal(y, yi) and torch.equal(x, (xi.float() - b.mean) / b.std)
+
+
+def test_ticket_batches_are_each_tickets_own_batches():
+    """A pack's batches: ticket t gets exactly the batches its own data order gives alone."""
+    from lthlib import packing
+    g0 = torch.Generator().manual_seed(1)
+    data = D.TensorData(torch.randint(0, 256, (100, 3, 8, 8), dtype=torch.uint8, generator=g0),
+                        torch.randint(0, 10, (100,), generator=g0), "t", "t")
+    loaders = [D.Batches(data, 24, (0.5,) * 3, (0.25,) * 3, True, seed=s) for s in (1, 2, 5)]
+    index = [2, 0, 0, 1, 2]
+    tb = packing.TicketBatches(loaders, index)
+    tb.set_epoch(3)
+    alone = [_batches_of(b) for b in loaders]
+    got = _batches_of(tb)
+    assert len(got) == len(alone[0]) == 5
+    for k, (x, y) in enumerate(got):
+        assert x.shape == (len(alone[0][k][1]), 5, 3, 8, 8) and y.shape == (x.shape[0], 5)
+        for t, o in enumerate(index):
+            assert torch.equal(x[:, t], alone[o][k][0]) and torch.equal(y[:, t], alone[o][k][1])
+    other = D.Batches(data, 16, (0.5,) * 3, (0.25,) * 3, True, seed=9)
+    with pytest.raises(ValueError, match="share data, batch size"):
+        packing.TicketBatches(loaders + [other], [0, 3])
