@@ -346,6 +346,7 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                           ("cpu" if a.device == "auto" else a.device))
     images = dict(kv.split("=") for kv in a.images.split(","))
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as the engine (cudnn_benchmark: true)
     peak = {"fp32": matmul_peak(device), "bf16": matmul_peak(device, torch.bfloat16)}
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}; measured matmul peak "
           f"{peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16 (%mm: achieved / that matmul rate, in the row's precision)")
