@@ -227,6 +227,7 @@ def pack_rates(model_name, dataset, data, sizes, device, variant="eager") -> dic
     amp, cuda_graph, compile_mode = VARIANTS[variant]
     spec = D.DATASETS[dataset]
     mf = torch.channels_last
+    data = data.to(device)  # one device copy for every ticket's order
     empty = D.TensorData(data.x[:0], data.y[:0], data.name, data.source)
     out = {}
     for k in sizes:
@@ -263,6 +264,7 @@ def profile_pack(model_name, dataset, data, k, device, steps=12) -> None:
     from lthlib import packing
     from lthlib.training import _Step, make_optimizer, MaskEnforcer
     spec = D.DATASETS[dataset]
+    data = data.to(device)
     work = tickets(model_name, dataset, k)
     net = packing.pack([m for m, _ in work])
     net.memory_format = torch.channels_last

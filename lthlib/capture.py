@@ -6,9 +6,12 @@ losses, backward, gradient masking, the SGD update, weight masking -- and replay
 batch; the host only copies the batch in and sets the learning rate.
 
 What stays exactly the recipe:
-- the first ``warmup`` full batches train eagerly (real steps, on a side stream as CUDA requires),
-  then the step is captured and replayed from the next batch on; nothing is trained twice or skipped;
-- the last partial batch of an epoch and evaluation run eagerly (no second graph, no recompilation);
+- the first ``warmup`` full batches run the same step body eagerly (real steps, on a side stream as
+  CUDA requires), then the step is captured and replayed from the next batch on; nothing is trained
+  twice or skipped;
+- the last partial batch of an epoch runs the body eagerly and evaluation runs eagerly (no second
+  graph, no recompilation); since every step does the same arithmetic, a resumed run ends where an
+  uninterrupted one does (bitwise on a CPU, tested);
 - the update is SGD with the recipe's momentum, weight decay and Nesterov, with the learning rate read
   from a device tensor that the scheduler's value is copied into before each replay (a pack's tickets
   keep their own learning rates); momentum buffers are the optimizer's own, so checkpoints and the
@@ -29,20 +32,26 @@ import torch
 @torch.no_grad()
 def sgd_update(opt: torch.optim.Optimizer, lrs: list[torch.Tensor]) -> None:
     """SGD as ``torch.optim.SGD`` (dampening 0) for every group of ``opt``, with group g's learning rate
-    the 0-dim tensor ``lrs[g]`` and, for a ``TicketSGD``, each ticket's factor (``opt.scales``). Needs
-    the momentum buffers to exist (any eager step made them); every op is capturable."""
+    the 0-dim tensor ``lrs[g]`` and, for a ``TicketSGD``, each ticket's factor (``opt.scales``).
+    Parameters without a gradient are skipped; a first step makes the momentum buffers (the buffer is
+    the first update, as in torch). Once they exist every op is capturable."""
     scales = getattr(opt, "scales", None)
     for g, lr in zip(opt.param_groups, lrs):
-        params = g["params"]
+        params = [p for p in g["params"] if p.grad is not None]
+        if not params:
+            continue
         d = [p.grad for p in params]
         if g["weight_decay"]:
             d = torch._foreach_add(d, params, alpha=g["weight_decay"])
         if g["momentum"]:
             if g.get("dampening", 0):
                 raise ValueError("sgd_update: dampening is not supported")
-            bufs = [opt.state[p]["momentum_buffer"] for p in params]
-            torch._foreach_mul_(bufs, g["momentum"])
-            torch._foreach_add_(bufs, d)
+            if any("momentum_buffer" not in opt.state[p] for p in params):  # first step: the buffer is d
+                bufs = [opt.state[p].setdefault("momentum_buffer", x.clone()) for p, x in zip(params, d)]
+            else:
+                bufs = [opt.state[p]["momentum_buffer"] for p in params]
+                torch._foreach_mul_(bufs, g["momentum"])
+                torch._foreach_add_(bufs, d)
             d = torch._foreach_add(d, bufs, alpha=g["momentum"]) if g["nesterov"] else bufs
         step = torch._foreach_mul(d, lr)
         if scales is not None:
@@ -51,44 +60,49 @@ def sgd_update(opt: torch.optim.Optimizer, lrs: list[torch.Tensor]) -> None:
 
 
 class CapturedStep:
-    """A training step (``training._Step``) whose full batches replay one captured graph."""
+    """A training step (``training._Step``) whose full batches replay one captured graph. Every step --
+    warm-up, replayed, partial batch -- does the same arithmetic (``_body``), so a run resumed from a
+    checkpoint ends with the weights of an uninterrupted one."""
 
     def __init__(self, step, full_batch: int, capture: bool = True, warmup: int = 3):
         self.step, self.full, self.capture, self.warmup = step, full_batch, capture, warmup
         self.model, self.opt = step.model, step.opt
-        self.eager_steps, self.graph, self.static = 0, None, None
-        self.lrs = None
+        self.eager_steps, self.graph, self.static, self.lrs = 0, None, None, None
+        self.opt._opt_called = True  # the update is sgd_update, not opt.step(): the scheduler's order is right
 
     def __getattr__(self, name):  # mix_gen, device, ... of the wrapped step
         return getattr(self.step, name)
 
     def __call__(self, x, y):
-        if x.shape[0] != self.full:
-            return self.step(x, y)
-        if self.eager_steps < self.warmup:
-            self.eager_steps += 1
-            return self._eager(x, y)
-        if self.static is None:
-            self._prepare(x, y)
-        sx, sy = self.static[:2]
-        sx.copy_(x)
-        sy.copy_(y)
+        if self.lrs is None:
+            self.lrs = [torch.zeros((), device=x.device) for _ in self.opt.param_groups]
         for t, g in zip(self.lrs, self.opt.param_groups):
             t.fill_(g["lr"])
-        if self.graph is not None:
-            self.graph.replay()
+        if x.shape[0] != self.full or self.eager_steps < self.warmup:
+            self.eager_steps += x.shape[0] == self.full
+            out = self._eager(x, y)
         else:
-            self.static = (sx, sy, *self._body(sx, sy))
+            if self.static is None:
+                self._prepare(x, y)
+            sx, sy = self.static[:2]
+            sx.copy_(x)
+            sy.copy_(y)
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self.static = (sx, sy, *self._body(sx, sy))
+            out = self.static[2:]
         self.step.sched.step()
-        return self.static[2], self.static[3]
+        return out
 
     def _eager(self, x, y):
-        if not self.capture:
-            return self.step(x, y)
+        """The body run eagerly; before the capture on a side stream, as CUDA graphs require."""
+        if not self.capture or self.graph is not None:
+            return self._body(x, y)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            out = self.step(x, y)
+            out = self._body(x, y)
         torch.cuda.current_stream().wait_stream(side)
         return out
 
@@ -104,15 +118,13 @@ class CapturedStep:
         return out.detach(), losses.detach()
 
     def _prepare(self, x, y):
-        """Static input buffers and learning-rate tensors; on CUDA, capture the body into a graph."""
+        """Static input buffers; on CUDA, capture the body into a graph (recorded, not run)."""
         sx, sy = x.clone(), y.clone()
-        device = sx.device
-        self.lrs = [torch.zeros((), device=device) for _ in self.opt.param_groups]
         if not self.capture:
             self.static = (sx, sy, None, None)
             return
         self.graph = torch.cuda.CUDAGraph()
-        torch.cuda.synchronize(device)
-        with torch.cuda.graph(self.graph):
+        torch.cuda.synchronize(sx.device)
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             out, losses = self._body(sx, sy)
         self.static = (sx, sy, out, losses)

@@ -242,6 +242,7 @@ def _pack_loaders(jobs: list[Job], device, mf):
                                                 exp.eval_batch_size, exp.augment, seeds[0], r, w)
         return train_b, test_b, (len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root)))
     (train_data, test_data), spec = _data(exp), D.DATASETS[exp.dataset]
+    train_data = train_data.to(device)  # one copy on the device for every data order of the pack
     loaders = [D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment, spec["pad"],
                          spec["flip"], s, device, mf, r, w) for s in seeds]
     train_b = loaders[0] if len(seeds) == 1 else packing.TicketBatches(

@@ -69,10 +69,10 @@ class TicketBatches:
 
     def __init__(self, loaders: list, index: list[int]):
         first = loaders[0]
-        same = lambda b: (len(b.data), b.data.name, b.data.source, b.batch_size, b.augment, b.pad, b.flip, b.world,
-                          b.rank)
-        if any(same(b) != same(first) for b in loaders):
-            raise ValueError("TicketBatches: the orders must share data, batch size, augmentation and rank")
+        same = lambda b: (b.batch_size, b.augment, b.pad, b.flip, b.world, b.rank)
+        if any(b.data.x is not first.data.x or same(b) != same(first) for b in loaders):
+            raise ValueError("TicketBatches: the orders must share data (one tensor on the device: move the "
+                             "data there before making the Batches), batch size, augmentation and rank")
         self.loaders, self.index = loaders, torch.tensor(index)
 
     def __len__(self):

@@ -31,9 +31,11 @@ import tests.test_capture as t
 t0 = time.time()
 import torch
 dev = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a dry run of this script (the body, no graph)
-eager, graph = t._tiny_training(dev, False), t._tiny_training(dev, True)
+steps = []
+eager, graph = t._tiny_training(dev, False, epochs=3), t._tiny_training(dev, True, steps, epochs=3)
+assert dev == "cpu" or steps[0].graph is not None, "no graph was captured"
 diff = max(float((eager[1][k] - graph[1][k]).abs().max()) for k in eager[1] if eager[1][k].is_floating_point())
-eager2 = t._tiny_training(dev, False)
+eager2 = t._tiny_training(dev, False, epochs=3)
 noise = max(float((eager[1][k] - eager2[1][k]).abs().max()) for k in eager[1] if eager[1][k].is_floating_point())
 t._assert_same_training(eager, graph, 1e-3)
 print(f"capture on {dev}: graph vs eager max weight diff {diff:.3g} (eager vs eager {noise:.3g}); OK in {time.time() - t0:.0f}s")

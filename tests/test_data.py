@@ -184,6 +184,21 @@ def _batches_of(loader):
     return [(x.clone(), y.clone()) for x, y in loader]
 
 
+def _augment_as_drawn_per_batch(x, pad, flip, g):
+    """The batch-by-batch augmentation the epoch draws must reproduce, written out on its own: row
+    offsets, column offsets, then flips, drawn from ``g`` for this batch."""
+    b, c, h, w = x.shape
+    if pad:
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+        xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        x = torch.stack([xp[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    if flip:
+        f = torch.rand(b, generator=g) < 0.5
+        x = torch.stack([img.flip(2) if fi else img for img, fi in zip(x, f)])
+    return x
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(augment=False), dict(pad=0), dict(flip=False), dict(rank=1, world=2)])
 def test_epoch_draws_give_the_batches_drawn_batch_by_batch(kw):
     """Batches draws an epoch's order/crops/flips up front (one device copy); every batch must equal the
@@ -202,7 +217,7 @@ def test_epoch_draws_give_the_batches_drawn_batch_by_batch(kw):
         idx = order[i:i + 32]
         xi = data.x[idx]
         if kw.get("augment", True):
-            xi = D.augment_batch(xi, kw.get("pad", 4), kw.get("flip", True), g)
+            xi = _augment_as_drawn_per_batch(xi, kw.get("pad", 4), kw.get("flip", True), g)
         xi, yi = xi[rank::world], data.y[idx][rank::world]
         assert torch.equal(y, yi) and torch.equal(x, (xi.float() - b.mean) / b.std)
 
@@ -225,5 +240,8 @@ def test_ticket_batches_are_each_tickets_own_batches():
         for t, o in enumerate(index):
             assert torch.equal(x[:, t], alone[o][k][0]) and torch.equal(y[:, t], alone[o][k][1])
     other = D.Batches(data, 16, (0.5,) * 3, (0.25,) * 3, True, seed=9)
-    with pytest.raises(ValueError, match="share data, batch size"):
+    with pytest.raises(ValueError, match="must share data"):
         packing.TicketBatches(loaders + [other], [0, 3])
+    copy = D.TensorData(data.x.clone(), data.y.clone(), "t", "t")  # equal values, another tensor
+    with pytest.raises(ValueError, match="one tensor on the device"):
+        packing.TicketBatches([loaders[0], D.Batches(copy, 24, (0.5,) * 3, (0.25,) * 3, True, seed=7)], [0, 1])
