@@ -30,29 +30,37 @@ import torch
 
 
 @torch.no_grad()
+def sgd_direction(opt: torch.optim.Optimizer, g: dict) -> tuple[list, list]:
+    """(parameters with a gradient, their SGD direction) of group ``g`` of ``opt``: weight decay, then
+    momentum (dampening 0, Nesterov as torch.optim.SGD), updating ``opt``'s momentum buffers in place;
+    a first step makes them (the buffer is the first direction, as in torch)."""
+    params = [p for p in g["params"] if p.grad is not None]
+    d = [p.grad for p in params]
+    if params and g["weight_decay"]:
+        d = torch._foreach_add(d, params, alpha=g["weight_decay"])
+    if params and g["momentum"]:
+        if g.get("dampening", 0):
+            raise ValueError("sgd_direction: dampening is not supported")
+        if any("momentum_buffer" not in opt.state[p] for p in params):
+            bufs = [opt.state[p].setdefault("momentum_buffer", x.clone()) for p, x in zip(params, d)]
+        else:
+            bufs = [opt.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_mul_(bufs, g["momentum"])
+            torch._foreach_add_(bufs, d)
+        d = torch._foreach_add(d, bufs, alpha=g["momentum"]) if g["nesterov"] else bufs
+    return params, d
+
+
+@torch.no_grad()
 def sgd_update(opt: torch.optim.Optimizer, lrs: list[torch.Tensor]) -> None:
-    """SGD as ``torch.optim.SGD`` (dampening 0) for every group of ``opt``, with group g's learning rate
-    the 0-dim tensor ``lrs[g]`` and, for a ``TicketSGD``, each ticket's factor (``opt.scales``).
-    Parameters without a gradient are skipped; a first step makes the momentum buffers (the buffer is
-    the first update, as in torch). Once they exist every op is capturable."""
+    """SGD as ``torch.optim.SGD`` for every group of ``opt``, with group g's learning rate the 0-dim
+    tensor ``lrs[g]`` and, for a ``TicketSGD``, each ticket's factor (``opt.scales``). Parameters without
+    a gradient are skipped. Once the momentum buffers exist every op is capturable."""
     scales = getattr(opt, "scales", None)
     for g, lr in zip(opt.param_groups, lrs):
-        params = [p for p in g["params"] if p.grad is not None]
+        params, d = sgd_direction(opt, g)
         if not params:
             continue
-        d = [p.grad for p in params]
-        if g["weight_decay"]:
-            d = torch._foreach_add(d, params, alpha=g["weight_decay"])
-        if g["momentum"]:
-            if g.get("dampening", 0):
-                raise ValueError("sgd_update: dampening is not supported")
-            if any("momentum_buffer" not in opt.state[p] for p in params):  # first step: the buffer is d
-                bufs = [opt.state[p].setdefault("momentum_buffer", x.clone()) for p, x in zip(params, d)]
-            else:
-                bufs = [opt.state[p]["momentum_buffer"] for p in params]
-                torch._foreach_mul_(bufs, g["momentum"])
-                torch._foreach_add_(bufs, d)
-            d = torch._foreach_add(d, bufs, alpha=g["momentum"]) if g["nesterov"] else bufs
         step = torch._foreach_mul(d, lr)
         if scales is not None:
             torch._foreach_mul_(step, [scales[p] for p in params])

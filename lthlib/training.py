@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 
 from . import distributed as dist
-from .capture import CapturedStep
+from .capture import CapturedStep, sgd_direction
 from .params import Recipe
 from .pruning import MaskEnforcer, Mask
 from .runs import RunDir, atomic_torch_save, load_checkpoint
@@ -39,24 +39,9 @@ class TicketSGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         for g in self.param_groups:
-            params = [p for p in g["params"] if p.grad is not None]
-            if not params:
-                continue
-            d = [p.grad for p in params]
-            if g["weight_decay"]:
-                d = torch._foreach_add(d, params, alpha=g["weight_decay"])
-            if g["momentum"]:
-                d = self._momentum(params, d, g["momentum"], g["nesterov"])
-            torch._foreach_addcmul_(params, [self.scales[p] for p in params], d, value=-g["lr"])
-
-    def _momentum(self, params, d, momentum: float, nesterov: bool):
-        if any("momentum_buffer" not in self.state[p] for p in params):  # first step: the buffer is d
-            bufs = [self.state[p].setdefault("momentum_buffer", x.clone()) for p, x in zip(params, d)]
-        else:
-            bufs = [self.state[p]["momentum_buffer"] for p in params]
-            torch._foreach_mul_(bufs, momentum)
-            torch._foreach_add_(bufs, d)
-        return torch._foreach_add(d, bufs, alpha=momentum) if nesterov else bufs
+            params, d = sgd_direction(self, g)
+            if params:
+                torch._foreach_addcmul_(params, [self.scales[p] for p in params], d, value=-g["lr"])
 
 
 def make_optimizer(model: nn.Module, r: Recipe, ticket_lrs: list[float] | None = None) -> torch.optim.Optimizer:
