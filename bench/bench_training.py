@@ -19,6 +19,7 @@ torch's FlopCounterMode) against a measured matmul peak. Nothing is asserted: th
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import sys
@@ -217,64 +218,66 @@ VARIANTS = {  # name: (amp, cuda_graph, torch.compile mode or None); bf16 change
 }
 
 
+def grid_pack(model_name, dataset, data, k, device):
+    """A pack of ``k`` masked tickets as the grid scheduler forms it -- each ticket its own data order
+    and lr (alternating 0.1 / 0.01), NHWC, on ``device`` -- as (net, mask, batches, ticket lrs); a pack
+    of 1 is the model itself."""
+    from lthlib import packing
+    spec, mf = D.DATASETS[dataset], torch.channels_last
+    data = data.to(device)  # one device copy for every ticket's order
+    work = tickets(model_name, dataset, k)
+    loaders = [D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], seed,
+                         device, mf) for seed in range(1, k + 1)]
+    if k == 1:
+        net, mask, batches = work[0][0], work[0][1], loaders[0]
+    else:
+        net = packing.pack([m for m, _ in work])
+        net.memory_format = mf
+        mask = {f"inner.{n}": v for n, v in packing.pack_tensors([w for _, w in work], net.layout).items()}
+        batches = packing.TicketBatches(loaders, list(range(k)))
+    return net.to(device, memory_format=mf), mask, batches, [0.1 if i % 2 == 0 else 0.01 for i in range(k)]
+
+
 def pack_rates(model_name, dataset, data, sizes, device, variant="eager") -> dict[int, float]:
-    """Ticket-images per second of packs of each size as the grid scheduler forms them: every ticket
-    its own data order and its own learning rate (alternating 0.1 / 0.01), NHWC, in ``variant``
-    (``VARIANTS``). Two epochs; the second is timed (compilation, capture and warm-up excluded)."""
+    """Ticket-images per second of packs of each size (``grid_pack``) in ``variant`` (``VARIANTS``).
+    Two epochs; the second is timed (compilation, capture and warm-up excluded)."""
     import contextlib
     import io
-    from lthlib import packing
+    from lthlib.engine import compile_forward
     amp, cuda_graph, compile_mode = VARIANTS[variant]
-    spec = D.DATASETS[dataset]
-    mf = torch.channels_last
-    data = data.to(device)  # one device copy for every ticket's order
     empty = D.TensorData(data.x[:0], data.y[:0], data.name, data.source)
     out = {}
     for k in sizes:
-        work = tickets(model_name, dataset, k)
-        loaders = [D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], seed,
-                             device, mf) for seed in range(1, k + 1)]
-        if k == 1:
-            net, mask, batches = work[0][0], work[0][1], loaders[0]
-        else:
-            net = packing.pack([m for m, _ in work])
-            net.memory_format = mf
-            mask = {f"inner.{n}": v for n, v in packing.pack_tensors([w for _, w in work], net.layout).items()}
-            batches = packing.TicketBatches(loaders, list(range(k)))
-        net = net.to(device, memory_format=mf)
+        net, mask, batches, lrs = grid_pack(model_name, dataset, data, k, device)
         if compile_mode:
-            torch._dynamo.reset()  # as the engine: each pack compiles afresh
-            eager, compiled = net.forward, torch.compile(net.forward, mode=compile_mode)
-            net.forward = lambda x, e=eager, c=compiled, m=net: c(x) if m.training and x.shape[0] == 64 else e(x)
+            compile_forward(net, compile_mode, 64)
         recipe = Recipe(epochs=2, lr=0.1, batch_size=64, channels_last=True, amp=amp)
         with contextlib.redirect_stdout(io.StringIO()):
             hist = train(net, mask, batches, D.Batches(empty, 1024, (0.0,), (1.0,), False, device=device), recipe,
-                         device, ticket_lrs=[0.1 if i % 2 == 0 else 0.01 for i in range(k)], cuda_graph=cuda_graph)
+                         device, ticket_lrs=lrs, cuda_graph=cuda_graph)
         h = hist[0] if k > 1 else hist
         out[k] = k * len(data) / h[-1]["train_time_s"]
-        del net, batches, loaders
+        del net, batches
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return out
 
 
+def _endless(batches):
+    """``batches`` epoch after epoch."""
+    for epoch in itertools.count():
+        batches.set_epoch(epoch)
+        yield from batches
+
+
 def profile_pack(model_name, dataset, data, k, device, steps=12) -> None:
-    """The CUDA kernels that take a pack of ``k``'s (eager) step time, top 12 by total device time."""
+    """The CUDA kernels that take a pack of ``k``'s (eager) step time, top 14 by total device time."""
     from torch.profiler import ProfilerActivity, profile
-    from lthlib import packing
     from lthlib.training import _Step, make_optimizer, MaskEnforcer
-    spec = D.DATASETS[dataset]
-    data = data.to(device)
-    work = tickets(model_name, dataset, k)
-    net = packing.pack([m for m, _ in work])
-    net.memory_format = torch.channels_last
-    net = net.to(device, memory_format=torch.channels_last).train()
-    mask = {f"inner.{n}": v for n, v in packing.pack_tensors([w for _, w in work], net.layout).items()}
-    loaders = [D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], seed, device,
-                         torch.channels_last) for seed in range(1, k + 1)]
-    batches = iter(packing.TicketBatches(loaders, list(range(k))))
+    net, mask, epoch_batches, lrs = grid_pack(model_name, dataset, data, k, device)
+    batches = _endless(epoch_batches)
     r = Recipe(epochs=1, lr=0.1, batch_size=64, channels_last=True)
-    opt = make_optimizer(net, r, [0.1 if i % 2 == 0 else 0.01 for i in range(k)])
+    opt = make_optimizer(net.train(), r, lrs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
     step = _Step(net, MaskEnforcer(net, mask), opt, sched, r, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

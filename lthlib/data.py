@@ -279,14 +279,14 @@ class Batches:
         """This epoch's draws on the device, [4, n] int64: image order, crop row and column offsets and
         flip (0/1) of the image at each position of the epoch (offsets/flips unused without augment)."""
         n = len(self.data)
-        if not self.train:
-            return torch.stack([torch.arange(n)] + [torch.zeros(n, dtype=torch.long)] * 3).to(self.device)
-        g = self._generator()
-        order = torch.randperm(n, generator=g)
-        if not self.augment:
-            return torch.stack([order] + [torch.zeros(n, dtype=torch.long)] * 3).to(self.device)
-        draws = [draw_augment(min(self.batch_size, n - i), self.pad, self.flip, g) for i in range(0, n, self.batch_size)]
-        return torch.stack([order] + [torch.cat([d[k] for d in draws]) for k in range(3)]).to(self.device)
+        g = self._generator() if self.train else None
+        order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
+        rest = [torch.zeros(n, dtype=torch.long)] * 3
+        if self.augment:  # (only when training)
+            draws = [draw_augment(min(self.batch_size, n - i), self.pad, self.flip, g)
+                     for i in range(0, n, self.batch_size)]
+            rest = [torch.cat([d[k] for d in draws]) for k in range(3)]
+        return torch.stack([order] + rest).to(self.device)
 
     def assemble(self, plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (normalized float, augmented when training) and labels for the columns of ``plan``

@@ -291,7 +291,7 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
         tag = names
     model.to(device, memory_format=mf)
     if exp.compile:
-        _compile(model, exp)
+        compile_forward(model, exp.compile_mode, exp.batch_size // dist.world())
     t0 = time.time()
     desc = names[0][:48] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0][:36]}"
     history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(),
@@ -309,14 +309,13 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     jobs[0].rd.checkpoint.unlink(missing_ok=True)
 
 
-def _compile(model, exp: Experiment) -> None:
-    """Compile the forward only (parameter names, so checkpoints, stay as they are). Only training
-    batches of the full size take the compiled path: one static shape, so reduce-overhead's CUDA graphs
+def compile_forward(model, mode: str, full: int) -> None:
+    """Compile ``model``'s forward only (parameter names, so checkpoints, stay as they are). Only training
+    batches of ``full`` images take the compiled path: one static shape, so reduce-overhead's CUDA graphs
     are captured once; the last partial batch and evaluation run the eager forward."""
     eager = model.forward
     torch._dynamo.reset()  # every pack compiles afresh: PackedNet.forward would hit dynamo's recompile limit
-    compiled = torch.compile(eager, mode=exp.compile_mode)
-    full = exp.batch_size // dist.world()
+    compiled = torch.compile(eager, mode=mode)
 
     def forward(x):
         return compiled(x) if model.training and x.shape[0] == full else eager(x)

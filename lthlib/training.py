@@ -233,7 +233,7 @@ class _Step:
         return out, _ticket_losses(out.float(), y, r.label_smoothing)
 
     def __call__(self, x, y):
-        with _autocast(self.device, self.r.amp):
+        with self.autocast():
             out, losses = self.losses(x, y)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(losses.sum()).backward()
