@@ -49,8 +49,8 @@ def load_bench_data(dataset: str, n: int):
     except Exception:
         spec = D.DATASETS[dataset]
         g = torch.Generator().manual_seed(0)
-        x = torch.randint(0, 256, (n, spec["channels"], spec["size"], spec["size"]), dtype=torch.uint8, generator=g)
-        y = torch.randint(0, spec["classes"], (n,), generator=g)
+        x = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, spec.classes, (n,), generator=g)
         return D.TensorData(x, y, dataset, "random"), "random (dataset not on disk)"
 
 
@@ -58,7 +58,7 @@ def tickets(model_name: str, dataset: str, n: int):
     spec = D.DATASETS[dataset]
     out = []
     for i in range(n):
-        m = build_model(model_name, spec["channels"], spec["classes"], spec["size"], init_seed=i)
+        m = build_model(model_name, spec.channels, spec.classes, spec.size, init_seed=i)
         params = dict(m.named_parameters())
         mask = global_magnitude_mask({k: params[k] for k in load_profile(model_name)}, imp_sparsity(i + 1))
         apply_mask(m, mask)
@@ -69,9 +69,9 @@ def tickets(model_name: str, dataset: str, n: int):
 def train_flops_per_image(model_name: str, dataset: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
     spec = D.DATASETS[dataset]
-    m = build_model(model_name, spec["channels"], spec["classes"], spec["size"])
-    x = torch.randn(64, spec["channels"], spec["size"], spec["size"])
-    y = torch.randint(0, spec["classes"], (64,))
+    m = build_model(model_name, spec.channels, spec.classes, spec.size)
+    x = torch.randn(64, spec.channels, spec.size, spec.size)
+    y = torch.randint(0, spec.classes, (64,))
     with FlopCounterMode(display=False) as fc:
         F.cross_entropy(m(x), y).backward()
     return fc.get_total_flops() / 64
@@ -119,8 +119,8 @@ def reference_sweep(model_name: str, dataset: str, data: D.TensorData, n_tickets
     """Seconds for the sweep, official-code shape."""
     import torchvision.transforms as T
     spec = D.DATASETS[dataset]
-    tf = T.Compose([T.RandomCrop(spec["size"], padding=spec["pad"]), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(spec["mean"], spec["std"])])
+    tf = T.Compose([T.RandomCrop(spec.size, padding=spec.pad), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize(spec.mean, spec.std)])
     loader = torch.utils.data.DataLoader(_PILSet(data, tf), batch_size=64, shuffle=True, num_workers=1)
     work = tickets(model_name, dataset, n_tickets)
     t0 = time.time()
@@ -145,7 +145,7 @@ def reference_sweep(model_name: str, dataset: str, data: D.TensorData, n_tickets
 def _our_batches(data, dataset, device, channels_last):
     spec = D.DATASETS[dataset]
     mf = torch.channels_last if channels_last else torch.contiguous_format
-    tr = D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], 1, device, mf)
+    tr = D.Batches(data, 64, spec.mean, spec.std, True, True, spec.pad, spec.flip, 1, device, mf)
     return tr, mf
 
 
@@ -226,7 +226,7 @@ def grid_pack(model_name, dataset, data, k, device):
     spec, mf = D.DATASETS[dataset], torch.channels_last
     data = data.to(device)  # one device copy for every ticket's order
     work = tickets(model_name, dataset, k)
-    loaders = [D.Batches(data, 64, spec["mean"], spec["std"], True, True, spec["pad"], spec["flip"], seed,
+    loaders = [D.Batches(data, 64, spec.mean, spec.std, True, True, spec.pad, spec.flip, seed,
                          device, mf) for seed in range(1, k + 1)]
     if k == 1:
         net, mask, batches = work[0][0], work[0][1], loaders[0]

@@ -24,23 +24,47 @@ from .errors import DatasetMissingError, ConfigError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-# name -> normalization, geometry and the augmentation the recipe uses
-DATASETS = {
-    "cifar10": dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010), channels=3, size=32,
-                    classes=10, pad=4, flip=True, train_size=50_000, test_size=10_000),
-    "cifar100": dict(mean=(0.50708, 0.48655, 0.44092), std=(0.26733, 0.25644, 0.27615), channels=3,
-                     size=32, classes=100, pad=4, flip=True, train_size=50_000, test_size=10_000),
-    "fashion_mnist": dict(mean=(0.2860,), std=(0.3530,), channels=1, size=28, classes=10, pad=2,
-                          flip=True, train_size=60_000, test_size=10_000),
-    "imagenet": dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), channels=3, size=224,
-                     classes=1000, pad=0, flip=True, train_size=1_281_167, test_size=50_000),
-}
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the project knows about one dataset, in one place: geometry, normalization, the
+    recipe's augmentation, full sizes, how it is read, and the paper's schedule and threshold for it."""
+    name: str
+    channels: int
+    size: int
+    classes: int
+    mean: tuple
+    std: tuple
+    pad: int  # random-crop zero padding of the recipe (0: none)
+    flip: bool
+    train_size: int
+    test_size: int
+    kind: str = "tensor"  # "tensor": the whole split as uint8 tensors; "folder": JPEG folders + DataLoader
+    paper_epochs: int = 160  # the paper's full schedule on this dataset
+    similar_threshold: float = 0.5  # the paper's "similar" drop (points); see threshold_note
+    threshold_note: str = ""
+    in_paper: bool = True
+    model_kind: str = "small"  # which models fit it (ModelSpec.input_kind)
 
 
-def check_dataset_name(name: str, source: str = "dataset") -> dict:
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
+    DatasetSpec("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 4, True, 50_000,
+                10_000),
+    DatasetSpec("cifar100", 3, 32, 100, (0.50708, 0.48655, 0.44092), (0.26733, 0.25644, 0.27615), 4, True,
+                50_000, 10_000, similar_threshold=1.0),
+    DatasetSpec("fashion_mnist", 1, 28, 10, (0.2860,), (0.3530,), 2, True, 60_000, 10_000, in_paper=False,
+                threshold_note="not in the paper: CIFAR-10's thresholds"),
+    DatasetSpec("imagenet", 3, 224, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0, True, 1_281_167,
+                50_000, kind="folder", paper_epochs=90, similar_threshold=1.5, model_kind="imagenet"),
+)}
+
+
+def check_dataset_name(name: str, source: str = "dataset") -> DatasetSpec:
     if name not in DATASETS:
         raise ConfigError(f"{source}: unknown dataset {name!r}. Known: {', '.join(DATASETS)}.")
     return DATASETS[name]
+
+
+dataset_spec = check_dataset_name
 
 
 @dataclass
@@ -371,7 +395,7 @@ def imagenet_loaders(root, batch_size: int, workers: int = 8, eval_batch_size: i
             raise DatasetMissingError(f"data_root={str(root)!r}: no {split}/ folder. ImageNet must be laid out "
                                       f"as ImageFolders: {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG.")
     spec = DATASETS["imagenet"]
-    norm = T.Normalize(spec["mean"], spec["std"])
+    norm = T.Normalize(spec.mean, spec.std)
     val_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
     train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), norm]) if augment \
         else val_tf
@@ -388,7 +412,7 @@ def imagenet_loaders(root, batch_size: int, workers: int = 8, eval_batch_size: i
     return EpochLoader(tl, t_sampler), vl, len(train.classes)
 
 
-__all__ = ["DATASETS", "TensorData", "Batches", "load_data", "load_split", "stratified_subset",
+__all__ = ["DATASETS", "DatasetSpec", "dataset_spec", "TensorData", "Batches", "load_data", "load_split", "stratified_subset",
            "augment_batch", "imagenet_loaders", "EpochLoader"]
 
 

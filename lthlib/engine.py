@@ -51,7 +51,7 @@ def _data(exp: Experiment):
 
 def _geometry(exp: Experiment):
     spec = D.check_dataset_name(exp.dataset)
-    return spec["channels"], spec["classes"], spec["size"]
+    return spec.channels, spec.classes, spec.size
 
 
 def new_model(exp: Experiment, init_seed: int):
@@ -80,7 +80,7 @@ def run_identity(exp: Experiment, spec: RunSpec, profile: list[str]) -> dict:
     ident = {"setting": spec.setting, **exp_identity(exp), "init_seed": spec.init_seed,
              "data_seed": spec.data_seed, "sparsity": spec.sparsity, "round": spec.round_,
              "profile": profile_hash(profile), **spec.sources}
-    init = MODELS[exp.model].get("init")
+    init = MODELS[exp.model].init_tag
     if init:  # a model whose init scheme changed after runs existed: old runs no longer match
         ident["init"] = init
     return ident
@@ -154,7 +154,7 @@ def pack_key(job: Job) -> str:
     """Jobs with equal keys can train in one pack: same model, data and recipe but for the learning rate
     and the data order (per-ticket lrs and batches; a folder dataset packs one data order only)."""
     ident = {k: v for k, v in exp_identity(job.exp).items() if k not in ("lr", "data_order")}
-    if job.exp.dataset == "imagenet":
+    if D.DATASETS[job.exp.dataset].kind == "folder":
         ident["data_seed"] = job.spec.data_seed
     return json.dumps([ident, job.exp.data_root, job.exp.device], sort_keys=True, default=str)
 
@@ -235,19 +235,20 @@ def _pack_loaders(jobs: list[Job], device, mf):
     all: its batches; several: each ticket its own (``TicketBatches``). ImageNet packs hold one data
     order (``pack_key``), so its folders are scanned once."""
     exp, (r, w) = jobs[0].exp, (dist.rank(), dist.world())
+    spec = D.DATASETS[exp.dataset]
     seeds = sorted({j.spec.data_seed for j in jobs})
-    if exp.dataset == "imagenet":  # folder of JPEGs: DataLoaders with workers
+    if spec.kind == "folder":  # folder of JPEGs: DataLoaders with workers
         torch.manual_seed(seeds[0])
         train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, _workers(device),
                                                 exp.eval_batch_size, exp.augment, seeds[0], r, w)
         return train_b, test_b, (len(train_b.dataset), len(test_b.dataset), str(project_path(exp.data_root)))
-    (train_data, test_data), spec = _data(exp), D.DATASETS[exp.dataset]
+    train_data, test_data = _data(exp)
     train_data = train_data.to(device)  # one copy on the device for every data order of the pack
-    loaders = [D.Batches(train_data, exp.batch_size, spec["mean"], spec["std"], True, exp.augment, spec["pad"],
-                         spec["flip"], s, device, mf, r, w) for s in seeds]
+    loaders = [D.Batches(train_data, exp.batch_size, spec.mean, spec.std, True, exp.augment, spec.pad,
+                         spec.flip, s, device, mf, r, w) for s in seeds]
     train_b = loaders[0] if len(seeds) == 1 else packing.TicketBatches(
         loaders, [seeds.index(j.spec.data_seed) for j in jobs])
-    test_b = D.Batches(test_data, exp.eval_batch_size, spec["mean"], spec["std"], False, device=device,
+    test_b = D.Batches(test_data, exp.eval_batch_size, spec.mean, spec.std, False, device=device,
                        memory_format=mf, rank=r, world=w)
     return train_b, test_b, (len(train_data), len(test_data), train_data.source)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -204,10 +206,6 @@ def _imagenet_resnet(arch: str, in_channels: int, num_classes: int) -> nn.Module
 
 
 # --------------------------------------------------------------------------- registry
-# name -> build(in_channels, num_classes, input_size); rule(name, tensor) -> prunable?; about; init_doc
-# (the initialization, in words); init: a tag for a scheme changed after runs existed (part of every
-# run's identity, see engine.run_identity); input: (channels, size) the profile's n_weights is counted
-# at, when it depends on it (default (3, 32)).
 def _rule_all_convs_but_stem(name: str, p: torch.Tensor, stem: str) -> bool:
     return p.dim() == 4 and name != stem
 
@@ -229,6 +227,23 @@ _IMAGENET_INIT = ("convs kaiming-normal fan_in (relu), BN 1/0 (no zero-init of t
                   "default (official NVIDIA builder, 'fanin' config)")
 _DEFAULT_INIT = "PyTorch defaults throughout"
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the project knows about one model, in one place: how to build it, which tensors are
+    prunable (``rule``; the profile file lists them), its init, what it is and whether it is the paper's."""
+    name: str
+    build: Callable  # (in_channels, num_classes, input_size) -> nn.Module, on the CPU
+    rule: Callable  # (parameter name, tensor) -> prunable?
+    about: str
+    init_doc: str  # the initialization, in words
+    init_tag: str | None = None  # a scheme changed after runs existed: part of every run's identity
+    input: tuple[int, int] = (3, 32)  # (channels, size) the profile's n_weights is counted at
+    input_kind: str = "small"  # "small": 28-64 px images (CIFAR, Fashion-MNIST); "imagenet": 224 px
+    in_paper: bool = False  # one of the paper's networks (its Table 2)
+    paper_params: float | None = None  # the paper's parameter count (millions), where it lists one
+    default_rates: dict = field(default_factory=dict)  # {"cpu"|"gpu": {pack size: ticket-img/s}} (README)
+
+
 def _he_resnet(depth: int, size: str) -> dict:
     """He et al.'s CIFAR ResNet-``depth`` (option-A shortcuts): not in the official code, so it takes the
     official ResNet-20's init and differs only in depth and shortcut."""
@@ -238,67 +253,82 @@ def _he_resnet(depth: int, size: str) -> dict:
         about=f"He et al. CIFAR ResNet-{depth} (16/32/64, option-A shortcuts, {size} params)",
         init_doc=_CIFAR_RESNET_INIT.replace("(official ResNet-20)", "(not in the official code: its "
                                             "ResNet-20 init, so only depth and shortcut differ)"),
-        init=OFFICIAL_INIT)
+        init_tag=OFFICIAL_INIT)
 
 
-MODELS = {
-    "resnet20": dict(
+# measured rates (README "Benchmark"): the CPU 2-core machine, two 1-thread runs; one H100, captured step
+_RESNET20_RATES = {"cpu": {1: 1000.0}, "gpu": {1: 22700.0, 6: 52300.0, 12: 64500.0, 32: 69500.0, 64: 72800.0}}
+_MODELS = dict(
+    resnet20=dict(
         build=lambda c, k, s: CifarResNet(20, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
         about="CIFAR ResNet-20 (16/32/64, 1x1-conv shortcuts as the official code; shortcuts pruned)",
-        init_doc=_CIFAR_RESNET_INIT, init=OFFICIAL_INIT),
-    "resnet8_w8_s2": dict(
+        init_doc=_CIFAR_RESNET_INIT, init_tag=OFFICIAL_INIT, in_paper=True, paper_params=0.27,
+        default_rates=_RESNET20_RATES),
+    resnet8_w8_s2=dict(
         build=lambda c, k, s: CifarResNet(8, widths=(8, 16, 32), in_channels=c, num_classes=k, stem_stride=2),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
         about="the CPU demo model: a CIFAR-style ResNet-8 (3x3 stem, one basic block per stage) at half "
               "width (8/16/32), BN, 1x1-conv shortcuts (pruned), and a stride-2 stem (28x28 -> 14x14 maps) "
               "for CPU speed; 20k params, ResNet-20's design at a fraction of its depth, width and compute",
         init_doc=_CIFAR_RESNET_INIT, input=(1, 28)),
-    "resnet32_wide_official": dict(
+    resnet32_wide_official=dict(
         build=lambda c, k, s: CifarResNet(32, widths=(32, 64, 128), stem=32, in_channels=c, num_classes=k,
                                           linear_init="normal"),
         rule=lambda n, p: _rule_resnet_stages(n, p, False),
         about="the official code's 'ResNet-32': 2x wide (32/64/128), 1.86M params, shortcuts not pruned",
-        init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
+        init_doc=_WIDE_INIT, init_tag=OFFICIAL_INIT, in_paper=True, paper_params=1.86),
     **{f"resnet{d}": _he_resnet(d, size) for d, size in ((32, "0.46M"), (56, "0.85M"))},
-    "vgg16": dict(
+    vgg16=dict(
         build=lambda c, k, s: CifarVGG(16, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
         about="CIFAR VGG-16 (BN, max-pool after stages 1-4, avg-pool, one linear)",
-        init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
-    "vgg19": dict(
+        init_doc=_WIDE_INIT, init_tag=OFFICIAL_INIT, in_paper=True, paper_params=14.72),
+    vgg19=dict(
         build=lambda c, k, s: CifarVGG(19, in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "features.0.weight"),
-        about="CIFAR VGG-19 (BN, max-pool after stages 1-4, avg-pool, one linear)",
-        init_doc=_WIDE_INIT, init=OFFICIAL_INIT),
-    "mobilenet_v1": dict(
+        about="CIFAR VGG-19 (BN, max-pool after stages 1-4, avg-pool, one linear; Frankle & Carbin's "
+              "network, not evaluated by the paper)",
+        init_doc=_WIDE_INIT, init_tag=OFFICIAL_INIT),
+    mobilenet_v1=dict(
         build=lambda c, k, s: MobileNetV1(in_channels=c, num_classes=k),
         rule=lambda n, p: _rule_all_convs_but_stem(n, p, "conv1.weight"),
         about="CIFAR MobileNet-v1 (13 depthwise-separable blocks)",
-        init_doc=_DEFAULT_INIT + ", BN 1/0 (the official MobileNet sets no init of its own)"),
-    "resnet18": dict(
+        init_doc=_DEFAULT_INIT + ", BN 1/0 (the official MobileNet sets no init of its own)", in_paper=True,
+        paper_params=3.21),
+    resnet18=dict(
         build=lambda c, k, s: _imagenet_resnet("resnet18", c, k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
         about="torchvision ResNet-18 (ImageNet); layer1-4 convs incl. downsample pruned",
-        init_doc=_IMAGENET_INIT, init=OFFICIAL_INIT, input=(3, 224)),
-    "resnet50": dict(
+        init_doc=_IMAGENET_INIT, init_tag=OFFICIAL_INIT, input=(3, 224), input_kind="imagenet", in_paper=True,
+        paper_params=11.69),
+    resnet50=dict(
         build=lambda c, k, s: _imagenet_resnet("resnet50", c, k),
         rule=lambda n, p: _rule_resnet_stages(n, p, True),
         about="torchvision ResNet-50 (ImageNet, v1.5: stride in the 3x3 conv); layer1-4 convs incl. "
               "downsample pruned",
-        init_doc=_IMAGENET_INIT, init=OFFICIAL_INIT, input=(3, 224)),
-    "lenet5": dict(
+        init_doc=_IMAGENET_INIT, init_tag=OFFICIAL_INIT, input=(3, 224), input_kind="imagenet", in_paper=True,
+        paper_params=25.56),
+    lenet5=dict(
         build=lambda c, k, s: LeNet5(c, k, s),
         rule=lambda n, p: _rule_hidden_layers(n, p, "fc3"),
         about="LeNet-5-like conv net (no BN, no residual path); conv2, fc1, fc2 pruned (not the stem conv "
               "or classifier)",
-        init_doc=_DEFAULT_INIT + " (not in the official code)", input=(1, 28)),
-    "lenet300_100": dict(
+        init_doc=_DEFAULT_INIT + " (not in the official code)", input=(1, 28),
+        default_rates={"cpu": {1: 25000.0}}),
+    lenet300_100=dict(
         build=lambda c, k, s: LeNet300100(c, k, s),
         rule=lambda n, p: p.dim() >= 2 and not n.startswith("fc3"),
         about="LeNet-300-100 MLP; fc1, fc2 pruned (not the classifier)",
         init_doc=_DEFAULT_INIT + " (not in the official code)", input=(1, 28)),
-}
+)
+MODELS: dict[str, ModelSpec] = {name: ModelSpec(name, **kw) for name, kw in _MODELS.items()}
+
+
+def model_spec(name: str, source: str = "model") -> ModelSpec:
+    """The spec of model ``name``; an unknown name is a ConfigError listing the known ones."""
+    check_model_name(name, source)
+    return MODELS[name]
 
 
 def check_model_name(name: str, source: str = "model") -> None:
@@ -311,16 +341,16 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, input_si
     """Build a model on the CPU; with ``init_seed`` its initial weights depend on that seed only."""
     check_model_name(name)
     if init_seed is None:
-        return MODELS[name]["build"](in_channels, num_classes, input_size)
+        return MODELS[name].build(in_channels, num_classes, input_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        return MODELS[name]["build"](in_channels, num_classes, input_size)
+        return MODELS[name].build(in_channels, num_classes, input_size)
 
 
 def profile_input(model_name: str) -> tuple[int, int]:
     """(channels, size) of the input a profile's weight count refers to: the dataset the model is
     meant for (Fashion-MNIST 1x28x28 for the LeNets, whose fc1 depends on it; else 3x32x32)."""
-    return tuple(MODELS[model_name].get("input", (3, 32)))
+    return tuple(MODELS[model_name].input)
 
 
 def profile_model(model_name: str) -> nn.Module:
@@ -332,7 +362,7 @@ def profile_model(model_name: str) -> nn.Module:
 def derive_profile(model_name: str, model: nn.Module | None = None) -> list[str]:
     """The prunable tensors by the model's rule, in parameter order."""
     model = model if model is not None else profile_model(model_name)
-    rule = MODELS[model_name]["rule"]
+    rule = MODELS[model_name].rule
     return [n for n, p in model.named_parameters() if rule(n, p)]
 
 
@@ -365,7 +395,7 @@ def write_profiles() -> None:
         params = dict(model.named_parameters())
         total = sum(params[n].numel() for n in names)
         c, s = profile_input(name)
-        doc = {"model": name, "about": MODELS[name]["about"], "init": MODELS[name]["init_doc"],
+        doc = {"model": name, "about": MODELS[name].about, "init": MODELS[name].init_doc,
                "n_tensors": len(names), "n_weights": total, "n_weights_input": f"{c}x{s}x{s}",
                "prunable": names}
         profile_path(name).write_text(
@@ -382,4 +412,4 @@ if __name__ == "__main__":
     else:
         for name, spec in MODELS.items():
             m = profile_model(name)
-            print(f"{name:24s} {sum(p.numel() for p in m.parameters()):>10,d}  {spec['about']}")
+            print(f"{name:24s} {sum(p.numel() for p in m.parameters()):>10,d}  {spec.about}")

@@ -247,9 +247,11 @@ def validate(values: dict, source: str) -> dict:
 
 def check_values(exp: Experiment, source: str) -> None:
     """Checks across fields."""
-    if exp.dataset == "imagenet" and exp.model not in ("resnet18", "resnet50"):
-        raise ConfigError(f"{source}: key 'model' {exp.model!r} is a CIFAR-size model; ImageNet runs use "
-                          f"resnet18 or resnet50")
+    model, data = MODELS[exp.model], DATASETS[exp.dataset]
+    if model.input_kind != data.model_kind:
+        fits = ", ".join(n for n, m in MODELS.items() if m.input_kind == data.model_kind)
+        raise ConfigError(f"{source}: key 'model' {exp.model!r} is a model for {model.input_kind} images; "
+                          f"dataset {exp.dataset!r} takes one of: {fits}")
     if exp.data_order == "fresh" and exp.rr_changes_data:
         raise ConfigError(f"{source}: key 'data_order' fresh gives LT and RR one shared fresh data order; "
                           f"rr_changes_data: true gives RR its own. Set one of them.")

@@ -28,6 +28,7 @@ import yaml
 
 from . import registry
 from .data import DATASETS
+from .models import MODELS
 from .errors import ConfigError
 from .params import Experiment, load, parse_sets, read_yaml, split_set, validate
 from .runs import atomic_write_text, fmt_num, project_path
@@ -177,22 +178,17 @@ def _report_rules(grid: str, cells: list) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- size and cost
-# Ticket-images per second by pack size, fp32, CIFAR-size images, when `make bench` has not measured
-# them (README "Benchmark"). cpu: this 2-core machine, two 1-thread runs at once (no packing on CPU);
-# gpu: one H100, the captured step (cuda_graph), packs of 1 to 64. bench writes outputs/bench/rates.json
-# ({model: {"cpu"|"gpu": {"pack_rates": {"1": ..., "16": ...}, ...}}}), which replaces these per device.
-DEFAULT_RATES = {
-    "resnet20": {"cpu": {1: 1000.0}, "gpu": {1: 22700.0, 6: 52300.0, 12: 64500.0, 32: 69500.0, 64: 72800.0}},
-    "lenet5": {"cpu": {1: 25000.0}},
-}
+# Ticket-images per second by pack size when `make bench` has not measured them: each model's
+# ``default_rates`` (lthlib.models). bench writes outputs/bench/rates.json ({model: {"cpu"|"gpu":
+# {"pack_rates": {"1": ..., "16": ...}, ...}}}), which replaces them per device.
 EVAL_COST = 1 / 3  # a test image (forward only) costs about a third of a training image
 
 
 def plan_size(exp: Experiment, settings: list[str]) -> dict:
     """Runs, ticket-epochs and training-equivalent images of the grid (per run and in total)."""
     spec = DATASETS[exp.dataset]
-    n_train = min(exp.n_train or spec["train_size"], spec["train_size"])
-    n_test = min(exp.n_test or spec["test_size"], spec["test_size"])
+    n_train = min(exp.n_train or spec.train_size, spec.train_size)
+    n_test = min(exp.n_test or spec.test_size, spec.test_size)
     per_run = exp.epochs * n_train + math.ceil(exp.epochs / exp.eval_every) * n_test * EVAL_COST
     cells = len(exp.lrs) * len(exp.seeds)
     per_cell = {s: registry.get(s).runs_per_cell(exp) for s in settings}
@@ -205,7 +201,7 @@ def read_rates(out_root: str, model: str) -> tuple[dict, str]:
     """({"cpu"|"gpu": {pack size: ticket-images/s}} of ``model``, where they come from):
     ``<out_root>/bench/rates.json`` (written by `make bench`) over the defaults."""
     path = project_path(out_root) / "bench" / "rates.json"
-    rates, source = dict(DEFAULT_RATES.get(model, {})), "defaults from README's benchmark"
+    rates, source = dict(MODELS[model].default_rates), "defaults from README's benchmark"
     if path.exists():
         try:
             measured = {dev: {int(k): float(v) for k, v in m["pack_rates"].items()}

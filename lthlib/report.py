@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import registry
+from .data import DATASETS
+from .models import MODELS
 from .runs import atomic_write_text, code_version, project_path
 
 # SPEC section 7: each deliberate difference from the official code, stated in every report
@@ -30,8 +32,6 @@ DIFFERENCES = """\
 | no end-of-run re-pruning, no crash at the end of pretraining | hard-prunes every layer to >= 50% / 90% after the last epoch; pretraining crashes at its end |
 | per-layer cap of 0.99 sparsity as a recorded parameter (`prune_cap`) | a fixed cap in code |
 """
-FULL_TRAIN = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167}
-PAPER_EPOCHS = {"imagenet": 90}  # else the CIFAR recipe's 160
 DATA_ORDER = {"replay": "replay: LT runs retrace the dense run's data order (the official behaviour)",
               "fresh": "fresh: LT and RR share a data order the dense run did not use"}
 
@@ -84,11 +84,13 @@ def code_versions(df: pd.DataFrame) -> str:
 
 
 def _scale_warning(exp, n_train: int) -> str:
-    full = FULL_TRAIN.get(exp.dataset)
-    reasons = [f"a {n_train:,}-image subset of {full:,}" if full and n_train < full else "",
-               f"{exp.epochs} epochs (the paper's schedule: {PAPER_EPOCHS.get(exp.dataset, 160)})"
-               if exp.epochs < PAPER_EPOCHS.get(exp.dataset, 160) else "",
-               f"`{exp.model}`, not one of the paper's models" if exp.model.startswith("lenet") else ""]
+    data = DATASETS[exp.dataset]
+    full = data.train_size
+    reasons = [f"a {n_train:,}-image subset of {full:,}" if n_train < full else "",
+               f"{exp.epochs} epochs (the paper's schedule: {data.paper_epochs})"
+               if exp.epochs < data.paper_epochs else "",
+               f"`{exp.model}`, not one of the paper's models" if not MODELS[exp.model].in_paper else "",
+               f"`{exp.dataset}`, not one of the paper's datasets" if not data.in_paper else ""]
     reasons = [r for r in reasons if r]
     if not reasons:
         return ""
@@ -102,7 +104,7 @@ def scale_markdown(exp, df: pd.DataFrame) -> str:
     thr = ", ".join(str(int(t)) for t in sorted(df["threads"].dropna().unique())) if len(df) else "n/a"
     n_train = int(df["n_train"].max()) if len(df) and df["n_train"].notna().any() else exp.n_train
     n_test = int(df["n_test"].max()) if len(df) and df["n_test"].notna().any() else exp.n_test
-    full = FULL_TRAIN.get(exp.dataset)
+    full = DATASETS[exp.dataset].train_size
     subset = f" (stratified subset of {full:,})" if full and n_train and n_train < full else ""
     import torch
     return (f"**Grid** `{exp.name}` — {exp.description}\n\n| | |\n|---|---|\n| model | `{exp.model}` |\n"

@@ -53,7 +53,7 @@ def test_stratified_subset_is_balanced_and_deterministic():
 def test_batches_depend_only_on_seed_and_epoch(fmnist_root):
     train, _ = D.load_data("fashion_mnist", fmnist_root, download=False)
     spec = D.DATASETS["fashion_mnist"]
-    mk = lambda seed: D.Batches(train, 64, spec["mean"], spec["std"], True, True, 2, True, seed)
+    mk = lambda seed: D.Batches(train, 64, spec.mean, spec.std, True, True, 2, True, seed)
     a, b, c = mk(1), mk(1), mk(2)
     for bt in (a, b, c):
         bt.set_epoch(3)
@@ -89,9 +89,9 @@ def test_batched_augmentation_matches_torchvision_transform_distribution():
 def test_normalization_matches_torchvision(cifar_root):
     train = D.load_split("cifar10", cifar_root, False, download=False)
     spec = D.DATASETS["cifar10"]
-    b = D.Batches(train, 10, spec["mean"], spec["std"], train=False)
+    b = D.Batches(train, 10, spec.mean, spec.std, train=False)
     x, _ = next(iter(b))
-    ref = T.Normalize(spec["mean"], spec["std"])(train.x[:10].float() / 255)
+    ref = T.Normalize(spec.mean, spec.std)(train.x[:10].float() / 255)
     assert torch.allclose(x, ref, atol=1e-5)
 
 

@@ -148,9 +148,9 @@ def init_problems(model: nn.Module, conv: str, linear: str) -> list[str]:
 
 def test_every_model_has_a_stated_init():
     assert set(EXPECTED_INIT) == set(MODELS)
-    assert all(MODELS[n]["init_doc"] for n in MODELS)
+    assert all(MODELS[n].init_doc for n in MODELS)
     # a changed scheme is part of the run identity, so runs made with the old init are retrained
-    assert {n for n in MODELS if MODELS[n].get("init")} == CHANGED_INIT
+    assert {n for n in MODELS if MODELS[n].init_tag} == CHANGED_INIT
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_INIT))
@@ -183,4 +183,4 @@ def test_init_tag_enters_the_run_identity():
     from lthlib.engine import RunSpec, run_identity
     exp = lthlib.load(None, {"model": "resnet20", "dataset": "fashion_mnist", "epochs": 1})
     ident = run_identity(exp, RunSpec("pretrain", 1, 1, start=None), load_profile("resnet20"))
-    assert ident["init"] == MODELS["resnet20"]["init"]
+    assert ident["init"] == MODELS["resnet20"].init_tag

@@ -33,7 +33,7 @@ def test_valid_file_loads(tmp_path):
     ("settings: [lt_imp, lt_xmp]\n", r"key 'settings' = 'lt_xmp' is not one of"),
     ("epochs: [1\n", r"grid\.yaml: not valid YAML"),
     ("- a\n- b\n", r"grid\.yaml: a params file must be a mapping"),
-    ("dataset: imagenet\nmodel: resnet20\n", r"ImageNet runs use resnet18 or resnet50"),
+    ("dataset: imagenet\nmodel: resnet20\n", r"takes one of: resnet18, resnet50"),
     # validation gaps found by review (issue 11, items 4, 5, 10)
     ("lr: .nan\n", r"key 'lr' must be a finite number"),
     ("lrs: [.inf]\n", r"key 'lrs' must be a finite number"),

@@ -14,7 +14,8 @@ import yaml
 from papermill.iorw import NoDatesSafeLoader, read_yaml_file
 
 from lthlib import ConfigError
-from lthlib.plan import DEFAULT_RATES, build, estimate_hours, mk_escape, parse_sets, read_rates, split_set
+from lthlib.models import MODELS
+from lthlib.plan import build, estimate_hours, mk_escape, parse_sets, read_rates, split_set
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -157,12 +158,12 @@ def test_plan_size_and_estimate_from_rates(tmp_path):
     assert unpacked / 8 < hours["gpu"] < unpacked / 2  # the 14-ticket settings pack; LT-IMP does not
     assert estimate_hours(size, plan.exp.replace(pack="off"), rates)["gpu"] == pytest.approx(unpacked)
     assert estimate_hours(size, plan.exp, {"cpu": {1: 1.0}})["gpu"] is None
-    assert read_rates(str(tmp_path), "resnet20")[0] == DEFAULT_RATES["resnet20"]
+    assert read_rates(str(tmp_path), "resnet20")[0] == MODELS["resnet20"].default_rates
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "rates.json").write_text(json.dumps(
         {"resnet20": {"cpu": {"pack_rates": {"1": 500.0}, "device": "cpu x2"}}}))
     measured, source = read_rates(str(tmp_path), "resnet20")
-    assert measured == {"cpu": {1: 500.0}, "gpu": DEFAULT_RATES["resnet20"]["gpu"]} and "rates.json" in source
+    assert measured == {"cpu": {1: 500.0}, "gpu": MODELS["resnet20"].default_rates["gpu"]} and "rates.json" in source
     (tmp_path / "bench" / "rates.json").write_text(json.dumps({"resnet20": {"cpu": {"rate": 3}}}))
     with pytest.raises(ConfigError, match="rates.json: not the rates `make bench` writes"):
         read_rates(str(tmp_path), "resnet20")
