@@ -273,13 +273,13 @@ def _endless(batches):
 def profile_pack(model_name, dataset, data, k, device, steps=12) -> None:
     """The CUDA kernels that take a pack of ``k``'s (eager) step time, top 14 by total device time."""
     from torch.profiler import ProfilerActivity, profile
-    from lthlib.training import _Step, make_optimizer, MaskEnforcer
+    from lthlib.training import Step, make_optimizer, MaskEnforcer
     net, mask, epoch_batches, lrs = grid_pack(model_name, dataset, data, k, device)
     batches = _endless(epoch_batches)
     r = Recipe(epochs=1, lr=0.1, batch_size=64, channels_last=True)
     opt = make_optimizer(net.train(), r, lrs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
-    step = _Step(net, MaskEnforcer(net, mask), opt, sched, r, device)
+    step = Step(net, MaskEnforcer(net, mask), opt, sched, r, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(3):
         step(*next(batches))

@@ -1,9 +1,10 @@
-"""Datasets: CIFAR-10/100, Fashion-MNIST (whole dataset as one uint8 tensor, batched augmentation on
-the training device) and ImageNet (torchvision ImageFolder + DataLoader).
+"""Datasets: CIFAR-10/100, Fashion-MNIST, Tiny-ImageNet (whole dataset as one uint8 tensor, batched
+augmentation on the training device) and ImageNet (torchvision ImageFolder + DataLoader).
 
-Datasets are read with torchvision's own classes from ``data_root``. When missing they are
-downloaded if the machine is online; offline, Fashion-MNIST is taken from Debian's
+CIFAR and Fashion-MNIST are read with torchvision's own classes from ``data_root``. When missing they
+are downloaded if the machine is online; offline, Fashion-MNIST is taken from Debian's
 ``dataset-fashion-mnist`` package; otherwise a DatasetMissingError says where to put the files.
+Tiny-ImageNet is never downloaded: its official folder is decoded once and cached beside it.
 """
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import functools
+import hashlib
+import warnings
+import zipfile
 
+import numpy as np
 import torch
 
 from .errors import DatasetMissingError, ConfigError
@@ -44,6 +49,7 @@ class DatasetSpec:
     threshold_note: str = ""
     in_paper: bool = True
     model_kind: str = "small"  # which models fit it (ModelSpec.input_kind)
+    recipe_note: str = ""  # where normalization and augmentation come from, when not the paper or the code
 
 
 DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
@@ -53,6 +59,12 @@ DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
                 50_000, 10_000, similar_threshold=1.0),
     DatasetSpec("fashion_mnist", 1, 28, 10, (0.2860,), (0.3530,), 2, True, 60_000, 10_000, in_paper=False,
                 threshold_note="not in the paper: CIFAR-10's thresholds"),
+    DatasetSpec("tiny_imagenet", 3, 64, 200, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 4, True, 100_000,
+                10_000, similar_threshold=1.0,
+                recipe_note="the paper gives Tiny-ImageNet's schedule only: normalization is ImageNet-1K's "
+                            "mean/std (Tiny-ImageNet is a 64x64 subset of it); augmentation the CIFAR recipe "
+                            "scaled to 64x64 (zero-pad 4, random 64x64 crop, horizontal flip); the test split "
+                            "is the labelled val split (10,000 images, 50 a class)"),
     DatasetSpec("imagenet", 3, 224, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0, True, 1_281_167,
                 50_000, kind="folder", paper_epochs=90, similar_threshold=1.5, model_kind="imagenet"),
 )}
@@ -226,14 +238,146 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> TensorData:
     return TensorData(ds.data.unsqueeze(1).contiguous(), y, "fashion_mnist", source)
 
 
+TINY_FOLDER = "tiny-imagenet-200"
+TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+_TINY_CACHE_VERSION = 1
+
+
+def _tiny_error(path: Path, problem: str) -> DatasetMissingError:
+    return DatasetMissingError(
+        f"{path}: {problem}. Tiny-ImageNet is read from <data_root>/{TINY_FOLDER}/ as the official archive "
+        f"unpacks it (wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG with val/val_annotations.txt); "
+        f"it is not downloaded automatically: unzip {TINY_URL} into data_root.")
+
+
+def _tiny_wnids(folder: Path) -> list[str]:
+    """The class wnids of wnids.txt, sorted (label i is the i-th in sorted order, as ImageFolder's)."""
+    if not folder.is_dir():
+        raise _tiny_error(folder, "no such folder")
+    path = folder / "wnids.txt"
+    if not path.is_file():
+        raise _tiny_error(path, "missing (the class wnids, one a line)")
+    wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not wnids or len(set(wnids)) != len(wnids):
+        raise _tiny_error(path, "empty" if not wnids else "lists a wnid twice")
+    return sorted(wnids)
+
+
+def _is_jpeg(name: str) -> bool:
+    return name.lower().endswith((".jpeg", ".jpg"))
+
+
+def _tiny_train_files(folder: Path, wnids: list[str]) -> list[tuple[Path, int]]:
+    out = []
+    for label, wnid in enumerate(wnids):
+        d = folder / "train" / wnid / "images"
+        files = sorted(d / n for n in os.listdir(d) if _is_jpeg(n)) if d.is_dir() else []
+        if not files:
+            raise _tiny_error(d, f"no *.JPEG images of class {wnid} (listed in wnids.txt)")
+        out += [(f, label) for f in files]
+    return out
+
+
+def _tiny_val_files(folder: Path, wnids: list[str]) -> list[tuple[Path, int]]:
+    """(image, label) of every line of val/val_annotations.txt (file, wnid, x, y, w, h; tab-separated)."""
+    ann, images = folder / "val" / "val_annotations.txt", folder / "val" / "images"
+    if not ann.is_file():
+        raise _tiny_error(ann, "missing (the val labels: file, wnid, x, y, w, h a line, tab-separated)")
+    present = set(os.listdir(images)) if images.is_dir() else set()
+    label, out = {w: i for i, w in enumerate(wnids)}, []
+    for n, line in enumerate(ann.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            raise _tiny_error(ann, f"line {n} {line[:80]!r} is not 'file<TAB>wnid<TAB>x<TAB>y<TAB>w<TAB>h'")
+        if parts[1] not in label:
+            raise _tiny_error(ann, f"line {n} names wnid {parts[1]!r}, which is not in wnids.txt")
+        if parts[0] not in present:
+            raise _tiny_error(ann, f"line {n} names {images / parts[0]}, which does not exist")
+        out.append((images / parts[0], label[parts[1]]))
+    if not out:
+        raise _tiny_error(ann, "no labelled images")
+    return sorted(out)
+
+
+def _decode_images(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, 3, size, size] images (grayscale JPEGs converted to RGB) and int64 labels."""
+    from PIL import Image
+    x = np.empty((len(files), 3, size, size), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as im:
+                rgb = im.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise _tiny_error(path, f"not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from exc
+        if rgb.size != (size, size):
+            raise _tiny_error(path, f"a {rgb.size[0]}x{rgb.size[1]} image; Tiny-ImageNet's are {size}x{size}")
+        x[i] = np.asarray(rgb).transpose(2, 0, 1)
+    return x, np.array([label for _, label in files], dtype=np.int64)
+
+
+def _signature(folder: Path, files: list[tuple[Path, int]]) -> str:
+    """What a cache was decoded from: the image paths (relative to the folder) and their labels."""
+    h = hashlib.sha256(f"v{_TINY_CACHE_VERSION}".encode())
+    for path, label in files:
+        h.update(f"\n{path.relative_to(folder)}\t{label}".encode())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, signature: str):
+    """(x, y) from a cache written for these files, else None (missing, stale or unreadable)."""
+    try:
+        with np.load(path) as z:
+            if str(z["signature"]) == signature:
+                return z["x"], z["y"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass
+    return None
+
+
+def _write_cache(path: Path, x: np.ndarray, y: np.ndarray, signature: str) -> bool:
+    """Write the decoded split atomically (a temporary name, then os.replace); False when it cannot."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x, y=y, signature=np.array(signature))
+        os.replace(tmp, path)
+        return True
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"{path}: could not cache the decoded Tiny-ImageNet split ({exc}); it is decoded again "
+                      f"next time")
+        return False
+
+
+def _load_tiny_imagenet(root: Path, train: bool) -> TensorData:
+    """A Tiny-ImageNet split (train: 100,000 images; test: the labelled val split) from the official
+    folder, decoded once with PIL and cached as <folder>/decoded-<split>.npz."""
+    folder = root / TINY_FOLDER
+    wnids = _tiny_wnids(folder)
+    files = _tiny_train_files(folder, wnids) if train else _tiny_val_files(folder, wnids)
+    cache = folder / f"decoded-{'train' if train else 'val'}.npz"
+    sig = _signature(folder, files)
+    got = _read_cache(cache, sig)
+    how = "cached decode"
+    if got is None:
+        got = _decode_images(files, DATASETS["tiny_imagenet"].size)
+        how = "decoded, cached" if _write_cache(cache, *got, sig) else "decoded, not cached"
+    x, y = got
+    return TensorData(torch.from_numpy(x), torch.from_numpy(y), "tiny_imagenet", f"{folder} ({how}: {cache.name})")
+
+
 def load_split(name: str, root, train: bool, download: bool = True) -> TensorData:
-    """One split of CIFAR-10/100 or Fashion-MNIST as uint8 tensors."""
+    """One split of CIFAR-10/100, Fashion-MNIST or Tiny-ImageNet (its test split: val) as uint8 tensors."""
     check_dataset_name(name)
     root = Path(root)
     if name in ("cifar10", "cifar100"):
         return _load_cifar(name, root, train, download)
     if name == "fashion_mnist":
         return _load_fashion_mnist(root, train, download)
+    if name == "tiny_imagenet":
+        return _load_tiny_imagenet(root, train)
     raise ConfigError(f"dataset {name!r} is read through imagenet_loaders(), not as tensors")
 
 

@@ -152,7 +152,7 @@ def launch(exp, setting: str) -> None:
            f"--nproc_per_node={exp.nproc}", "-m", "lthlib.torchrun", setting,
            json.dumps({**exp.as_dict(), "nproc": 1})]
     print(f"launching {setting} on {exp.nproc} processes: torchrun ... -m lthlib.torchrun {setting}", flush=True)
-    env = {**os.environ, "LTHLIB_IN_TORCHRUN": "1", "OMP_NUM_THREADS": str(max(1, exp.threads or 1))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, exp.threads or 1))}
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
         raise LTHError(f"torchrun for setting {setting!r} failed with exit code {proc.returncode}; "

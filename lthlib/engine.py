@@ -1,11 +1,12 @@
-"""The run engine: turns a ``RunSpec`` (what a training run starts from, which mask, which seeds) into a
-finished run folder, once.
+"""The run engine: realizes run plans (``lthlib.plans``) as finished run folders, once.
 
-A run's folder name and hash derive from its identity (``params.identity`` of the experiment plus the
-spec). A finished run is skipped (after checking the folder holds the identity asked for), an unfinished
-one is trained under a per-folder lock and resumes from its last epoch checkpoint; with packing, the
-unfinished runs that share a data order train together. ``lthlib.settings`` says *what* to train (the
-protocol); this module says *how*.
+``realize(plans)`` trains a list of plans and everything they need, wave after wave: each wave trains
+every unfinished run whose dependencies are finished -- in packs on CUDA (``pack``), each ticket with its
+own data order and learning rate -- under a per-folder lock; a finished run is skipped after checking
+that its folder holds the identity its plan gives; a broken one (a missing or empty file it promises) is
+named and trained again; an interrupted one resumes from its last epoch checkpoint. The notebooks call
+``run_setting`` (one setting of one cell), the grid scheduler ``realize`` over every cell of a grid:
+the same folders either way. ``lthlib.settings`` says *what* to train; this module says *how*.
 """
 from __future__ import annotations
 
@@ -14,25 +15,21 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from . import data as D
 from . import distributed as dist
-from . import packing
-from .models import MODELS, build_model, load_profile, profile_hash
+from . import packing, settings
+from .errors import LTHError
+from .models import build_model, build_scaled, load_profile
 from .params import Experiment, identity as exp_identity
+from .plans import RunPlan, closure, make_mask, start_state
 from .pruning import apply_mask, check_mask, global_sparsity, sparsity_table
-from .runs import (RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, code_version, config_hash,
-                   fmt_num, project_path)
+from .runs import RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, code_version, project_path
 from .training import train
-
-
-def runs_dir(exp: Experiment) -> Path:
-    return project_path(exp.out_root) / exp.name / "runs"
 
 
 # ----------------------------------------------------------------------------- data cache
@@ -54,108 +51,85 @@ def _geometry(exp: Experiment):
     return spec.channels, spec.classes, spec.size
 
 
-def new_model(exp: Experiment, init_seed: int):
+def new_model(exp: Experiment, init_seed: int, widths=None):
+    """The model of ``exp`` (at ``widths``, per stage, when given: a small-dense network) from ``init_seed``."""
     c, k, s = _geometry(exp)
+    if widths is not None:
+        return build_scaled(exp.model, list(widths), c, k, s, init_seed=init_seed)
     return build_model(exp.model, c, k, s, init_seed=init_seed)
 
 
-# ----------------------------------------------------------------------------- one training run
-@dataclass
-class RunSpec:
-    """One training run to do: where its weights and mask come from."""
-    setting: str
-    init_seed: int
-    data_seed: int
-    start: Callable  # start(model) -> state_dict to start from (before masking)
-    mask_fn: Callable | None = None  # () -> mask, or None for a dense run
-    sparsity: float | None = None
-    round_: int | None = None
-    sources: dict = field(default_factory=dict)
-
-
-def run_identity(exp: Experiment, spec: RunSpec, profile: list[str]) -> dict:
-    """Everything that changes this run's result: the experiment's identity fields, the run's seeds,
-    sparsity or round, the pruning profile, the model's init scheme and where its mask and weights come
-    from."""
-    ident = {"setting": spec.setting, **exp_identity(exp), "init_seed": spec.init_seed,
-             "data_seed": spec.data_seed, "sparsity": spec.sparsity, "round": spec.round_,
-             "profile": profile_hash(profile), **spec.sources}
-    init = MODELS[exp.model].init_tag
-    if init:  # a model whose init scheme changed after runs existed: old runs no longer match
-        ident["init"] = init
-    return ident
-
-
-def run_dir(exp: Experiment, spec: RunSpec, profile: list[str]) -> tuple[RunDir, dict]:
-    ident = run_identity(exp, spec, profile)
-    parts = [spec.setting, exp.model, exp.dataset, f"lr{fmt_num(exp.lr)}", f"s{exp.seed}"]
-    if spec.round_ is not None:
-        parts.append(f"r{spec.round_:02d}")
-    elif spec.sparsity is not None:
-        parts.append(f"sp{spec.sparsity:.3f}")
-    return RunDir(runs_dir(exp) / f"{'-'.join(parts)}-{config_hash(ident)}"), ident
-
-
+# ----------------------------------------------------------------------------- realizing plans
 @dataclass
 class Job:
-    """An unfinished run to train: its experiment (cell), folder, identity and spec."""
-    exp: Experiment
-    rd: RunDir
-    identity: dict
-    spec: RunSpec
+    """An unfinished run to train: its plan (cell, seeds, sources) and folder."""
+    plan: RunPlan
+
+    exp = property(lambda self: self.plan.cell)
+    rd = property(lambda self: self.plan.folder)
+    identity = property(lambda self: self.plan.identity)
 
 
-class Deferred(Exception):
-    """Raised inside ``collecting()``: a setting reached runs that are not finished yet (recorded)."""
+def done(plan: RunPlan) -> bool:
+    """Finished: the folder holds every file the run promises (``RunDir.finished``) plus the weights it
+    keeps after the epochs its plan names; a finished folder must hold the plan's identity."""
+    rd = plan.folder
+    if not rd.finished():
+        return False
+    rd.check_identity(plan.identity)
+    return all(rd.kept(t).exists() and rd.kept(t).stat().st_size > 0 for t in plan.keep_epochs)
 
 
-_COLLECT: list | None = None
+def realize(plans: list[RunPlan], on_wave: Callable | None = None) -> list[RunDir]:
+    """Every plan of ``plans`` finished, with everything it needs: wave after wave, the unfinished runs
+    whose dependencies are finished train (``train_jobs``). ``on_wave(k, ready)`` is told each wave
+    before it trains. Returns the plans' folders, in order."""
+    todo, finished, wave = closure(plans), set(), 0
+    while True:
+        dist.barrier()  # under torchrun: every rank sees the same finished runs
+        finished |= {p.name for p in todo if p.name not in finished and done(p)}
+        ready = [p for p in todo if p.name not in finished and all(q.name in finished for q in p.needs)]
+        if not ready:
+            break
+        wave += 1
+        if on_wave is not None:
+            on_wave(wave, ready)
+        train_jobs([Job(p) for p in ready])
+        left = [p for p in ready if not done(p)]
+        if left:
+            raise LTHError(f"{left[0].folder.path}: still unfinished after training it; see the output above")
+    return [p.folder for p in plans]
 
 
-@contextlib.contextmanager
-def collecting(into: list):
-    """Within this block settings do not train: ``execute_many`` appends its unfinished runs to ``into``
-    as Jobs and raises Deferred (the grid scheduler then trains them in packs across cells)."""
-    global _COLLECT
-    previous, _COLLECT = _COLLECT, into
-    try:
-        yield into
-    finally:
-        _COLLECT = previous
+def run_setting(exp: Experiment, setting: str, sparsities=None, rounds: int | None = None) -> list[RunDir]:
+    """Train the runs setting ``setting`` needs in the cell ``exp`` (one lr and seed), and what they
+    depend on; finished runs are reused. ``sparsities``/``rounds`` narrow the cell (neither enters a
+    run's identity). With ``nproc > 1`` (and not already under torchrun) the setting first runs under
+    torchrun; the call then finds its runs finished."""
+    cell = exp.replace(**{k: v for k, v in (("sparsities", sparsities), ("imp_rounds", rounds)) if v is not None})
+    if cell.nproc > 1 and not dist.is_distributed():
+        dist.launch(cell, setting)
+        cell = cell.replace(nproc=1)
+    return realize(settings.plan(cell, setting))
 
 
-def execute(exp: Experiment, setting: str, **kw) -> RunDir:
-    """Train one run unless it is finished (see RunSpec for the keywords)."""
-    return execute_many(exp, [RunSpec(setting, **kw)])[0]
+def pretrain(exp: Experiment) -> RunDir:
+    """The cell's dense run (θ0 in init.pt, θT in final.pt)."""
+    return run_setting(exp, "pretrain")[0]
 
 
-def execute_many(exp: Experiment, specs: list[RunSpec]) -> list[RunDir]:
-    """Train every unfinished run of ``specs`` (see ``train_jobs``); finished ones are skipped."""
-    profile = load_profile(exp.model)
-    planned = [run_dir(exp, spec, profile) + (spec,) for spec in specs]
-    dist.barrier()  # under torchrun: every rank sees the same finished runs
-    todo, seen = [], set()
-    for rd, identity, spec in planned:
-        if rd.path in seen:  # the same run asked for twice: train (and lock) it once
-            continue
-        seen.add(rd.path)
-        if rd.finished():
-            rd.check_identity(identity)
-        else:
-            todo.append(Job(exp, rd, identity, spec))
-    if _COLLECT is not None and todo:
-        _COLLECT.extend(todo)
-        raise Deferred(f"{len(todo)} runs of {specs[0].setting} to train")
-    train_jobs(todo)
-    return [rd for rd, _, _ in planned]
+def rr(exp: Experiment, mask_from: str) -> list[RunDir]:
+    """Random re-initialization of the LT masks: ``mask_from`` 'imp' (every LT-IMP round) or 'omp'."""
+    return run_setting(exp, settings.check_mask_from(mask_from))
 
 
 def pack_key(job: Job) -> str:
     """Jobs with equal keys can train in one pack: same model, data and recipe but for the learning rate
     and the data order (per-ticket lrs and batches; a folder dataset packs one data order only)."""
     ident = {k: v for k, v in exp_identity(job.exp).items() if k not in ("lr", "data_order")}
+    ident.update(widths=job.plan.widths, first_epoch=job.plan.first_epoch)  # one architecture, one length
     if D.DATASETS[job.exp.dataset].kind == "folder":
-        ident["data_seed"] = job.spec.data_seed
+        ident["data_seed"] = job.plan.data_seed
     return json.dumps([ident, job.exp.data_root, job.exp.device], sort_keys=True, default=str)
 
 
@@ -181,10 +155,13 @@ def train_jobs(jobs: list[Job]) -> None:
         _locked(chunk, lambda left: _train_pack(left, profile, device))
 
 
-def _report_broken(rd: RunDir) -> None:
+def _report_broken(plan: RunPlan) -> None:
     """A folder that claims to be finished but is not: say so, and make it unfinished (retrained)."""
+    rd = plan.folder
     if rd.metrics.exists() and dist.is_main():
-        print(f"{rd.path}: broken run ({rd.problem()}); training it again", flush=True)
+        missing = [rd.kept(t).name for t in plan.keep_epochs if not rd.kept(t).exists()]
+        why = rd.problem() or f"{', '.join(missing)} missing: its plan keeps the weights after those epochs"
+        print(f"{rd.path}: broken run ({why}); training it again", flush=True)
         rd.metrics.unlink(missing_ok=True)
 
 
@@ -217,10 +194,8 @@ def _locked(items, fn) -> None:
             stack.enter_context(job.rd.lock())
         left = []
         for job in items:
-            if job.rd.finished():  # another process finished it while we waited
-                job.rd.check_identity(job.identity)
-            else:
-                _report_broken(job.rd)
+            if not done(job.plan):  # else another process finished it while we waited
+                _report_broken(job.plan)
                 left.append(job)
         if left:
             fn(left)
@@ -236,7 +211,7 @@ def _pack_loaders(jobs: list[Job], device, mf):
     order (``pack_key``), so its folders are scanned once."""
     exp, (r, w) = jobs[0].exp, (dist.rank(), dist.world())
     spec = D.DATASETS[exp.dataset]
-    seeds = sorted({j.spec.data_seed for j in jobs})
+    seeds = sorted({j.plan.data_seed for j in jobs})
     if spec.kind == "folder":  # folder of JPEGs: DataLoaders with workers
         torch.manual_seed(seeds[0])
         train_b, test_b, _ = D.imagenet_loaders(project_path(exp.data_root), exp.batch_size, _workers(device),
@@ -247,17 +222,18 @@ def _pack_loaders(jobs: list[Job], device, mf):
     loaders = [D.Batches(train_data, exp.batch_size, spec.mean, spec.std, True, exp.augment, spec.pad,
                          spec.flip, s, device, mf, r, w) for s in seeds]
     train_b = loaders[0] if len(seeds) == 1 else packing.TicketBatches(
-        loaders, [seeds.index(j.spec.data_seed) for j in jobs])
+        loaders, [seeds.index(j.plan.data_seed) for j in jobs])
     test_b = D.Batches(test_data, exp.eval_batch_size, spec.mean, spec.std, False, device=device,
                        memory_format=mf, rank=r, world=w)
     return train_b, test_b, (len(train_data), len(test_data), train_data.source)
 
 
-def _prepare(exp, rd: RunDir, identity: dict, spec: RunSpec, profile, device, data_info):
+def _prepare(plan: RunPlan, profile, device, data_info):
     """Build the run's model at its start point (masked), write config.json, init.pt and mask.pt."""
-    model = new_model(exp, spec.init_seed)
-    model.load_state_dict(spec.start(model))
-    mask = dist.broadcast_mask(spec.mask_fn() if spec.mask_fn else None)
+    exp, rd, identity = plan.cell, plan.folder, plan.identity
+    model = new_model(exp, plan.init_seed, plan.widths)
+    model.load_state_dict(start_state(plan, model))
+    mask = dist.broadcast_mask(make_mask(plan))
     if mask is not None:
         check_mask(mask, model, profile, source=f"mask for {rd.name}")
         apply_mask(model, mask)
@@ -281,7 +257,7 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     exp = jobs[0].exp
     mf = torch.channels_last if exp.channels_last else torch.contiguous_format
     train_b, test_b, data_info = _pack_loaders(jobs, device, mf)
-    built = [_prepare(j.exp, j.rd, j.identity, j.spec, profile, device, data_info) for j in jobs]
+    built = [_prepare(j.plan, profile, device, data_info) for j in jobs]
     names = [j.rd.name for j in jobs]
     model, mask, tag = built[0][0], built[0][1], None
     if len(jobs) > 1:
@@ -294,10 +270,11 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     if exp.compile:
         compile_forward(model, exp.compile_mode, exp.batch_size // dist.world())
     t0 = time.time()
-    desc = names[0][:48] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0][:36]}"
+    desc = names[0] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0]} ..."
     history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(),
                     device, jobs[0].rd, desc=desc, tag=tag, ticket_lrs=[j.exp.lr for j in jobs],
-                    cuda_graph=exp.cuda_graph and device.type == "cuda")
+                    cuda_graph=exp.cuda_graph and device.type == "cuda", hooks=_hooks(jobs),
+                    first_epoch=jobs[0].plan.first_epoch)
     wall = time.time() - t0
     if not dist.is_main():
         return
@@ -306,7 +283,7 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     else:
         finals, histories = packing.unpack_state(model), history
     for job, (_, m), final, hist in zip(jobs, built, finals, histories):
-        _finish(job.rd, job.spec, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None)
+        _finish(job.rd, job.plan, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None)
     jobs[0].rd.checkpoint.unlink(missing_ok=True)
 
 
@@ -323,7 +300,31 @@ def compile_forward(model, mode: str, full: int) -> None:
     model.forward = forward
 
 
-def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], wall: float, n_train: int,
+def _hooks(jobs: list[Job]) -> list:
+    """The engine's epoch hooks for a pack: keep each run's weights after the epochs its plan names."""
+    keep = sorted({t for j in jobs for t in j.plan.keep_epochs})
+    return [KeepWeights(jobs, keep)] if keep else []
+
+
+class KeepWeights:
+    """Epoch hook: after each epoch in ``epochs``, every run of the pack writes its weights (``kept``)."""
+
+    def __init__(self, jobs: list[Job], epochs: list[int]):
+        self.jobs, self.epochs = jobs, epochs
+
+    def __call__(self, st) -> None:
+        if st.epoch not in self.epochs or not dist.is_main():
+            return
+        if len(self.jobs) == 1:
+            states = [{k: v.detach().cpu().clone() for k, v in st.base.state_dict().items()}]
+        else:
+            states = packing.unpack_state(st.base)
+        for job, state in zip(self.jobs, states):
+            if st.epoch in job.plan.keep_epochs:
+                atomic_torch_save(state, job.rd.kept(st.epoch))
+
+
+def _finish(rd: RunDir, plan: RunPlan, mask, final: dict, history: list[dict], wall: float, n_train: int,
             device, packed_with) -> None:
     if mask is not None:  # the invariant the whole study rests on
         for n, m in mask.items():
@@ -342,10 +343,11 @@ def _finish(rd: RunDir, spec: RunSpec, mask, final: dict, history: list[dict], w
         "wall_time_s": wall,
         "train_images_per_s": n_train * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
         "epochs": len(history), "torch": torch.__version__, "device": str(device),
-        "threads": torch.get_num_threads(), "processes": dist.world(), "setting": spec.setting,
+        "threads": torch.get_num_threads(), "processes": dist.world(), "setting": plan.setting,
         "packed_with": packed_with,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    metrics.update(plan.facts)
     if rd.checkpoint.exists():
         rd.checkpoint.unlink()
     atomic_write_json(rd.metrics, metrics)  # last: marks the run finished

@@ -5,7 +5,9 @@ takes as it is), ``Pruning``, ``Runtime`` and ``Grid`` -- combined into ``Experi
 annotation is its type (``Literal`` for choices, ``list[float]`` ...), its metadata holds its bounds,
 its doc, and whether it belongs to a run's identity (``identity="always"``; ``"if_set"`` for options
 added after runs existed, which enter the identity only away from their default, so adding an option
-never renames finished runs). ``identity(exp)`` and the run-folder hash derive from that.
+never renames finished runs; ``"setting"`` for a parameter one setting owns, which enters only the
+identity of that setting's runs, see ``lthlib.registry``). ``identity(exp)`` -- the experiment-wide
+part of a run's identity -- and the run-folder hash (``lthlib.plans``) derive from that.
 
 A params file is flat ``key: value`` YAML (the notebooks' ``parameters`` use the same keys). Every key
 must be known and of the right type; errors name the file and the key and say what is accepted.
@@ -44,7 +46,9 @@ def opt(default, doc: str = "", identity: str | None = None, ge=None, gt=None, l
 
 
 NAME_PATTERN = r"[A-Za-z0-9_.-]+"
-ALWAYS, IF_SET = "always", "if_set"
+# identity roles: in every run's identity; only away from the default (options added after runs existed);
+# in the identity of the runs of the settings that name the field in their registry ``params`` only
+ALWAYS, IF_SET, SETTING = "always", "if_set", "setting"
 
 
 @dataclass
@@ -97,6 +101,9 @@ class Pruning:
                            le=1)
     random_mode: Literal["layerwise", "global"] = opt(
         "layerwise", "random pruning: LT-OMP per-layer densities, or uniform over the prunable pool")
+    rewind_epoch: int = opt(0, "weight rewinding: the dense run's weights after this epoch start the WR runs, "
+                            "which train the remaining epochs; 0 = 5% of the epochs (8 of 160, the paper's), "
+                            "at least 1", SETTING, ge=0)
 
 
 @dataclass
@@ -127,7 +134,7 @@ class Grid:
     lrs: list[float] = opt([], "the grid's learning rates (default: [lr])", gt=0)
     seeds: list[int] = opt([], "the grid's seeds (default: [seed])")
     settings: list[str] = opt([], "the settings the grid runs (default: all)", choices=lambda: registry.NAMES)
-    full_epochs: int = opt(0, "the full training schedule of this recipe (C3's best dense model is looked up "
+    full_epochs: int = opt(0, "the full training schedule of this recipe (condition ⑤'s best dense model is looked up "
                            "at this length); 0 = this grid's epochs", ge=0)
 
 
@@ -252,6 +259,11 @@ def check_values(exp: Experiment, source: str) -> None:
         fits = ", ".join(n for n, m in MODELS.items() if m.input_kind == data.model_kind)
         raise ConfigError(f"{source}: key 'model' {exp.model!r} is a model for {model.input_kind} images; "
                           f"dataset {exp.dataset!r} takes one of: {fits}")
+    rewinds = {"wr_imp", "wr_omp"} & set(exp.settings)
+    if rewinds and exp.rewind_epoch and exp.rewind_epoch >= exp.epochs:
+        raise ConfigError(f"{source}: key 'rewind_epoch' {exp.rewind_epoch} leaves no epoch to train after "
+                          f"rewinding ({exp.epochs} epochs); set it below epochs, or leave "
+                          f"{', '.join(sorted(rewinds))} out of 'settings'")
     if exp.data_order == "fresh" and exp.rr_changes_data:
         raise ConfigError(f"{source}: key 'data_order' fresh gives LT and RR one shared fresh data order; "
                           f"rr_changes_data: true gives RR its own. Set one of them.")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from . import registry
+from . import layout, registry, settings as protocol
 from .data import DATASETS
 from .models import MODELS
 from .errors import ConfigError
@@ -54,7 +54,7 @@ def mk_escape(text: str, what: str) -> str:
 
 
 def target_name(setting: str, lr: float, seed: int) -> str:
-    return f"{setting}_lr{num(lr)}_s{seed}.ipynb"
+    return layout.notebook_stem(setting, num(lr), seed) + ".ipynb"
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -71,8 +71,9 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
     """The plan of ``params_file`` with overrides ``sets`` (validated by the one loader, params.load)."""
     exp = load(params_file, sets)
     settings = [s for s in registry.NAMES if s in exp.settings]
+    deps = {s: protocol.depends(exp, s) for s in settings}
     for s in settings:  # a setting needs its dependencies in the grid
-        for dep in registry.get(s).depends:
+        for dep in deps[s]:
             if dep not in settings:
                 raise ConfigError(f"{params_file}: key 'settings' lists {s!r} but not {dep!r}, which it needs")
     cells = [(lr, seed, s) for lr in exp.lrs for seed in exp.seeds for s in settings]
@@ -81,7 +82,7 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
     params[f"{exp.name}/reports/analysis.params.yaml"] = _params_text(
         f"notebooks/analysis.py -> {exp.name}/reports/analysis.ipynb",
         {"params_file": params_file, "overrides": {**sets, "out_root": out_root}}, exp.as_dict())
-    text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells)
+    text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells, deps)
                      + _report_rules(exp.name, cells))
     return Plan(exp.name, text, params, plan_size(exp, settings), exp)
 
@@ -128,7 +129,7 @@ def _header(params_file: str, exp: Experiment, settings: list[str]) -> list[str]
         "define run_nb",
         "@mkdir -p $(dir $(2))",
         "@echo '==> $(notdir $(2))'",
-        "LTHLIB_PROGRESS=lines $(if $(3),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) "
+        "$(if $(3),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) "
         "-f $(basename $(2)).params.yaml \\",
         "  && mv -f $(2).tmp.ipynb $(2) && rm -f $(basename $(2)).failed.ipynb \\",
         "  || { mv -f $(2).tmp.ipynb $(basename $(2)).failed.ipynb 2>/dev/null; \\",
@@ -140,14 +141,14 @@ def _header(params_file: str, exp: Experiment, settings: list[str]) -> list[str]
     ]
 
 
-def _notebook_rules(grid: str, cells: list) -> list[str]:
+def _notebook_rules(grid: str, cells: list, deps: dict) -> list[str]:
     nb = NB.format(grid=grid)
     targets, rules = [], []
     for lr, seed, s in cells:
         entry = registry.get(s)
         t = f"{nb}/{target_name(s, lr, seed)}"
-        deps = " ".join(f"{nb}/{target_name(d, lr, seed)}" for d in entry.depends)
-        rules += [f"{t}: $(SRC)/{entry.notebook}.ipynb {t[:-6]}.params.yaml {deps}".rstrip(),
+        need = " ".join(f"{nb}/{target_name(d, lr, seed)}" for d in deps[s])
+        rules += [f"{t}: $(SRC)/{entry.notebook}.ipynb {t[:-6]}.params.yaml {need}".rstrip(),
                   "\t$(call run_nb,$<,$@)", ""]
         targets.append(t)
     return ["runs: " + " \\\n  ".join(targets), ""] + rules
@@ -191,16 +192,17 @@ def plan_size(exp: Experiment, settings: list[str]) -> dict:
     n_test = min(exp.n_test or spec.test_size, spec.test_size)
     per_run = exp.epochs * n_train + math.ceil(exp.epochs / exp.eval_every) * n_test * EVAL_COST
     cells = len(exp.lrs) * len(exp.seeds)
-    per_cell = {s: registry.get(s).runs_per_cell(exp) for s in settings}
+    per_cell = {s: len(protocol.plan(exp, s)) for s in settings}
     runs = cells * sum(per_cell.values())
     return {"notebooks": cells * len(settings), "runs": runs, "per_cell": per_cell, "cells": cells,
+            "sequential": [s for s in settings if protocol.sequential(exp, s)],
             "ticket_epochs": runs * exp.epochs, "images": runs * per_run, "images_per_run": per_run}
 
 
 def read_rates(out_root: str, model: str) -> tuple[dict, str]:
     """({"cpu"|"gpu": {pack size: ticket-images/s}} of ``model``, where they come from):
     ``<out_root>/bench/rates.json`` (written by `make bench`) over the defaults."""
-    path = project_path(out_root) / "bench" / "rates.json"
+    path = layout.bench_rates(out_root)
     rates, source = dict(MODELS[model].default_rates), "defaults from README's benchmark"
     if path.exists():
         try:
@@ -226,7 +228,7 @@ def estimate_hours(size: dict, exp: Experiment, rates: dict) -> dict:
             continue
         seconds = 0.0
         for s, k in size["per_cell"].items():
-            packs = dev == "gpu" and exp.pack != "off" and not registry.get(s).sequential
+            packs = dev == "gpu" and exp.pack != "off" and s not in size["sequential"]
             n = min(k, exp.pack_size) if packs and k else 1
             seconds += size["cells"] * k * size["images_per_run"] / pack_rate(rates[dev], n)
         out[dev] = seconds / 3600

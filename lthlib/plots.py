@@ -1,12 +1,15 @@
-"""The study's figures, drawn from the tables of ``lthlib.results``: accuracy against sparsity, the
-layerwise masks, θ0 against θT, LT-RR against training length and data order, and what a setting
+"""The study's figures, drawn from the tables of ``lthlib.results``: accuracy against the learning rate
+(the paper's Figure 3) and against sparsity, the layerwise masks, θ0 against θT (Pearson r, ours) and
+the paper's correlation indicator R_p, LT-RR against training length and data order, and what a setting
 notebook shows about its own runs. Colours, labels, line styles and markers come from
-``lthlib.registry``, so every figure reads the same way. Nothing here reads run folders except the
+``lthlib.registry`` (a setting the registry does not list yet is not drawn), so every figure reads the
+same way; legends sit below the panels, never over the data. Nothing here reads run folders except the
 per-setting views (``show_runs``).
 """
 from __future__ import annotations
 
 import io
+import math
 import sys
 from pathlib import Path
 
@@ -37,6 +40,32 @@ def save_figure(fig, folder, name: str) -> None:
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=110, bbox_inches="tight")
         atomic_write_bytes(Path(folder) / f"{name}.{ext}", buf.getvalue())
+
+
+def publish(fig, folder, name: str, missing: str = "No runs to draw yet.") -> None:
+    """In a notebook: save ``fig`` (``save_figure``), show it and link its SVG (relative to the report,
+    which lives beside ``folder``); when ``fig`` is None say ``missing`` instead."""
+    from IPython.display import Markdown, display
+    if fig is None:
+        display(Markdown(f"*{missing}*"))
+        return
+    save_figure(fig, folder, name)
+    display(fig)
+    plt.close(fig)
+    display(Markdown(f"[{name}.svg]({Path(folder).name}/{name}.svg) (vector) · "
+                     f"[{name}.png]({Path(folder).name}/{name}.png)"))
+
+
+def _legend_below(fig, axes, ncol: int = 4) -> None:
+    """One legend for every panel of ``fig``, below them (never over the data); labels in first-seen
+    order, each once."""
+    seen = {}
+    for ax in np.ravel(axes):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=min(ncol, len(seen)), fontsize=8, frameon=False)
 
 
 def _sparsity_label(s: float) -> str:
@@ -130,16 +159,16 @@ def _draw_settings(ax, part: pd.DataFrame) -> None:
 
 
 def _draw_dense(ax, dense: pd.Series, lr: float, reference: dict | None) -> None:
-    """The same-lr dense model (solid) and C3's reference, the full-schedule best-lr one (dash-dotted)."""
+    """The same-lr dense model (solid) and the best dense model of the full schedule (dash-dotted)."""
     color = registry.get(DENSE).color
     if lr in dense.index:
         ax.axhline(dense[lr], color=color, lw=1.2, label=f"dense, lr {lr:g} ({dense[lr]:.2f}%)")
     if reference is not None:
         ax.axhline(reference["mean"], color=color, lw=1.2, ls="-.",
-                   label=f"dense, best lr {reference['lr']:g}, full {reference['epochs']}-epoch schedule "
+                   label=f"best dense: lr {reference['lr']:g}, full {reference['epochs']}-epoch schedule "
                          f"({reference['mean']:.2f}%)")
     else:
-        ax.text(0.98, 0.98, "C3 reference (full-schedule dense) missing", transform=ax.transAxes,
+        ax.text(0.98, 0.98, "best dense model (full schedule) missing", transform=ax.transAxes,
                 ha="right", va="top", fontsize=8, color=color)
 
 
@@ -155,22 +184,121 @@ def _sparsity_axis(ax, part: pd.DataFrame) -> None:
 
 def plot_accuracy_vs_sparsity(df: pd.DataFrame, reference: dict | None = None):
     """One panel per lr: each setting's mean final accuracy (±1 std over seeds) against the percentage
-    of prunable weights remaining (log axis); the same-lr dense model and C3's reference as lines."""
+    of prunable weights remaining (log axis); the same-lr dense model and the best dense model of the
+    full schedule as lines; one legend below the panels."""
     if not len(df):
         return None
     lrs = sorted(df["lr"].unique(), reverse=True)
     dense = df[df["setting"] == DENSE].groupby("lr")["final_acc"].mean()
     what = ", ".join(sorted({f"{m} / {d}, {e} epochs" for m, d, e in zip(df["model"], df["dataset"], df["epochs"])}))
-    fig, axes = plt.subplots(1, len(lrs), figsize=(6.2 * len(lrs), 4.6), sharey=True, squeeze=False)
-    for ax, lr in zip(axes[0], lrs):
+    ncols = min(3, len(lrs))
+    nrows = math.ceil(len(lrs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols + 0.6, 3.6 * nrows), sharey=True, squeeze=False)
+    for ax, lr in zip(axes.flat, lrs):
         part = df[(df["lr"] == lr) & (df["setting"] != DENSE)]
         _draw_settings(ax, part)
         _draw_dense(ax, dense, lr, reference)
         _sparsity_axis(ax, part)
-        ax.set(xlabel="prunable weights remaining (%, log scale)", ylabel="final test accuracy (%)",
-               title=f"{what}, lr {lr:g}")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.set(xlabel="prunable weights remaining (%, log)", ylabel="final test accuracy (%)", title=f"lr {lr:g}")
+    for ax in axes.flat[len(lrs):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{what}: accuracy vs sparsity (mean ± 1 std over seeds)", fontsize=10)
     fig.tight_layout()
+    _legend_below(fig, axes, ncol=3)
+    return fig
+
+
+# ----------------------------------------------------------------------------- accuracy vs learning rate
+MAX_PANELS = 6
+
+
+def _figure3_settings() -> list:
+    """The registry entries Figure 3 draws beside the dense model, in registry order: every family's
+    ticket and RR setting and the small-dense network (those the registry does not list are skipped)."""
+    shown = {registry.SMALL_DENSE, *(name for pair in registry.FAMILIES.values() for name in pair)}
+    return [s for s in registry.SETTINGS if s.name in shown]
+
+
+def lr_panel_sparsities(df: pd.DataFrame, preferred=(), max_panels: int = MAX_PANELS) -> list[float]:
+    """The sparsities the accuracy-vs-lr figure shows: those of ``preferred`` (the grid's OMP list) that
+    have runs, else every sparsity of the ticket settings; at most ``max_panels``, spread evenly over
+    the range (the sparsest and the densest kept)."""
+    names = {s.name for s in _figure3_settings()}
+    have = sorted(set(df.loc[df["setting"].isin(names), "target_sparsity"].round(SPARSITY_DECIMALS)))
+    wanted = {round(p, SPARSITY_DECIMALS) for p in preferred}
+    chosen = [s for s in have if s in wanted] or have
+    if len(chosen) > max_panels:
+        chosen = [chosen[i] for i in sorted(set(np.linspace(0, len(chosen) - 1, max_panels).round().astype(int)))]
+    return chosen
+
+
+def _band(x, g: pd.DataFrame):
+    return x, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0)
+
+
+def _draw_dense_vs_lr(ax, part: pd.DataFrame, reference: dict | None, similar: float | None) -> None:
+    """Dense accuracy against lr (±1 std), and the best dense model with the 'similar' band under it: the
+    full-schedule reference when there is one, else the best of these runs (labelled as such)."""
+    d = registry.get(DENSE)
+    g = part[part["setting"] == DENSE].groupby("lr")["final_acc"].agg(["mean", "std"]).reset_index()
+    if len(g):
+        ax.plot(g["lr"], g["mean"], "-", color=d.color, lw=1.6, label=f"{d.label} (pretraining)")
+        ax.fill_between(*_band(g["lr"], g), color=d.color, alpha=0.12, lw=0)
+    if reference is not None:
+        best, what = reference["mean"], f"best dense: lr {reference['lr']:g}, full {reference['epochs']}-epoch schedule"
+    elif len(g):
+        best, what = g["mean"].max(), "best dense of these runs (not the full schedule)"
+    else:
+        return
+    ax.axhline(best, color=d.color, lw=1, ls="-.", label=f"{what} ({best:.2f}%)")
+    if similar:
+        ax.axhspan(best - similar, best, color="#f0b429", alpha=0.25, lw=0,
+                   label=f"'similar' band: within {similar:g} points below the best dense")
+
+
+def _draw_tickets_vs_lr(ax, part: pd.DataFrame, sparsity: float) -> None:
+    at = part[np.isclose(part["target_sparsity"].round(SPARSITY_DECIMALS), sparsity)]
+    for s in _figure3_settings():
+        g = at[at["setting"] == s.name].groupby("lr")["final_acc"].agg(["mean", "std"]).reset_index()
+        if not len(g):
+            continue
+        ax.plot(g["lr"], g["mean"], s.style, marker=s.marker or None, color=s.color, label=s.label, ms=4)
+        ax.fill_between(*_band(g["lr"], g), color=s.color, alpha=0.15, lw=0)
+
+
+def _lr_axis(ax, lrs) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(lrs)
+    ax.set_xticklabels([f"{x:g}" for x in lrs])
+    ax.minorticks_off()
+    ax.set(xlabel="learning rate (log)", ylabel="final test accuracy (%)")
+
+
+def plot_accuracy_vs_lr(df: pd.DataFrame, sparsities, reference: dict | None = None, similar: float | None = None):
+    """The paper's Figure 3: per (model, dataset, epochs) and sparsity of ``sparsities`` (at most
+    ``MAX_PANELS`` panels, 3 a row), final test accuracy against the learning rate (log axis), a line
+    (mean ± 1 std over seeds) for the dense model and each ticket / RR / SDT setting present, the best
+    dense model and the 'similar' band under it (``similar`` points). None when nothing is drawn."""
+    groups = sorted({(m, d, e) for m, d, e in zip(df["model"], df["dataset"], df["epochs"])}) if len(df) else []
+    panels = [(g, s) for g in groups for s in sparsities][:MAX_PANELS]
+    if not panels:
+        return None
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols + 0.6, 3.3 * nrows + 0.4), squeeze=False)
+    for ax, ((model, dataset, epochs), s) in zip(axes.flat, panels):
+        part = df[(df["model"] == model) & (df["dataset"] == dataset) & (df["epochs"] == epochs)]
+        _draw_dense_vs_lr(ax, part, reference, similar)
+        _draw_tickets_vs_lr(ax, part, s)
+        _lr_axis(ax, sorted(part["lr"].unique()))
+        ax.set_title(f"sparsity {_sparsity_label(s)}" + (f" ({model}, {epochs} ep)" if len(groups) > 1 else ""),
+                     fontsize=10)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    what = "; ".join(f"{m} / {d}, {e} epochs" for m, d, e in groups)
+    fig.suptitle(f"{what}: accuracy vs learning rate (mean ± 1 std over seeds)", fontsize=10)
+    fig.tight_layout()
+    _legend_below(fig, axes, ncol=3)
     return fig
 
 
@@ -180,35 +308,60 @@ def plot_layerwise(table: pd.DataFrame, title: str = ""):
         return None
     levels = sorted(table["global sparsity"].unique())
     n_layers = table["layer"].nunique()
-    fig, axes = plt.subplots(len(levels), 1, figsize=(max(7, 0.5 * n_layers + 3), 3.3 * len(levels)),
+    fig, axes = plt.subplots(len(levels), 1, figsize=(min(11.6, max(7, 0.5 * n_layers + 3)), 3.0 * len(levels)),
                              squeeze=False, sharex=True)
     for ax, level in zip(axes[:, 0], levels):
         part = table[table["global sparsity"] == level]
         sns.barplot(part, x="layer", y="sparsity (%)", hue="mask", palette=MASK_COLORS, ax=ax)
-        ax.axhline(100 * float(level), color="k", lw=1, ls="--", label="global")
+        ax.axhline(100 * float(level), color="k", lw=1, ls="--", label="global sparsity")
         ax.set(ylim=(0, 100), title=f"global sparsity {level}", xlabel="")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.get_legend().remove()
     axes[-1, 0].set_xlabel("prunable tensor (pruning profile order)")
     _rotate_x(axes[-1, 0])
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    _legend_below(fig, axes)
     return fig
 
 
-def plot_weight_correlation(wc: pd.DataFrame, sparsity: float):
+def plot_weight_correlation(wc: pd.DataFrame):
+    """Per prunable layer and globally: the Pearson r of θ0 and θT of the dense runs (ours), per lr."""
     if not len(wc):
         return None
     wc = wc.assign(lr=wc["lr"].map(lambda x: f"lr {x:g}"))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
     order = list(dict.fromkeys(wc["layer"]))
-    sns.barplot(wc, y="layer", x="pearson r", hue="lr", order=order, ax=axes[0], errorbar="sd")
-    axes[0].set(title="Pearson r of θ0 and θT (ours)", xlabel="Pearson correlation", ylabel="")
-    sns.barplot(wc, y="layer", x="top-k overlap", hue="lr", order=order, ax=axes[1], errorbar="sd")
-    axes[1].axvline(1 - sparsity, color="k", ls="--", lw=1, label=f"chance ({1 - sparsity:.2f})")
-    axes[1].set(title=f"top-k overlap of |θ0| and |θT| at sparsity {sparsity:g} (ours)",
-                xlabel="fraction of θT's kept positions also top in |θ0|", ylabel="")
-    axes[1].legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(order) + 1.6))
+    sns.barplot(wc, y="layer", x="pearson r", hue="lr", order=order, ax=ax, errorbar="sd")
+    ax.set(title="Pearson r of θ0 and θT per layer, dense runs (ours)", xlabel="Pearson correlation", ylabel="")
+    ax.get_legend().remove()
     fig.tight_layout()
+    _legend_below(fig, [ax])
+    return fig
+
+
+def plot_correlation_indicator(table: pd.DataFrame):
+    """The paper's Figure 6: R_p(θ0 ⊙ m, θT ⊙ m) (LT) and R_p(θ0' ⊙ m, θT ⊙ m) (RR) against the
+    learning rate (mean ± 1 std over seeds; one panel per training length), with the chance line p."""
+    if not len(table):
+        return None
+    p, s = table["p"].iloc[0], table["sparsity"].iloc[0]
+    epochs = sorted(table["epochs"].unique())
+    fig, axes = plt.subplots(1, len(epochs), figsize=(4.6 * len(epochs) + 0.6, 3.4), squeeze=False)
+    lt, rr = (registry.get(name) for name in registry.FAMILIES["OMP"])
+    for ax, e in zip(axes[0], epochs):
+        part = table[table["epochs"] == e]
+        lines = (("R_p(θ0⊙m, θT⊙m)", lt, "θ0 ⊙ m (LT)"), ("R_p(θ0'⊙m, θT⊙m)", rr, "θ0' ⊙ m (RR)"))
+        for col, entry, name in lines:
+            g = part.groupby("lr")[col].agg(["mean", "std"]).reset_index().dropna(subset=["mean"])
+            if len(g):
+                ax.plot(g["lr"], g["mean"], entry.style, marker=entry.marker or "o", color=entry.color,
+                        label=f"R_p({name}, θT ⊙ m)")
+                ax.fill_between(*_band(g["lr"], g), color=entry.color, alpha=0.15, lw=0)
+        ax.axhline(p, color="k", lw=1, ls=":", label=f"chance: R_p = p = {p:g}")
+        _lr_axis(ax, sorted(part["lr"].unique()))
+        ax.set(ylabel=f"R_p (p = {p:g})", title=f"sparsity {_sparsity_label(s)}, {e} epochs")
+    fig.tight_layout()
+    _legend_below(fig, axes, ncol=3)
     return fig
 
 
@@ -219,7 +372,10 @@ def _gap_bars(ax, x, g: pd.DataFrame, **kw) -> None:
     ax.errorbar(x, g["gap"], yerr=np.nan_to_num(err, nan=0.0), capsize=3, **kw)
 
 
-def _panels(rows: list, cols: list, width=5.5, height=3.8):
+def _panels(rows: list, cols: list, width=5.5, height=3.6):
+    """A rows x cols grid of panels sharing y, about 1280 px wide at most when saved (wider grids get
+    narrower panels, 3 inches at least), with the zero line drawn."""
+    width = max(3.0, min(width, 11.6 / max(1, len(cols))))
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(width * len(cols), height * len(rows)), squeeze=False,
                              sharey=True)
     for ax in axes.flat:
@@ -248,8 +404,8 @@ def plot_gap_vs_epochs(table: pd.DataFrame, data_order: str = "replay"):
         ax.minorticks_off()
         ax.set(title=f"{fam}, lr {lr:g} ({data_order} data order)", xlabel="training epochs (log scale)",
                ylabel=GAP_LABEL)
-        ax.legend(fontsize=7)
     fig.tight_layout()
+    _legend_below(fig, axes, ncol=6)
     return fig
 
 
@@ -274,10 +430,11 @@ def plot_data_order(table: pd.DataFrame):
         ax.set_xticks(range(len(levels)))
         ax.set_xticklabels([_sparsity_label(s) for s in levels])
         ax.set(title=f"{fam}, lr {lr:g}, {ep} epochs", xlabel="sparsity", ylabel=GAP_LABEL)
-        ax.legend(fontsize=8, title="data order")
     fig.tight_layout()
+    _legend_below(fig, axes)
     return fig
 
 
-__all__ = ["save_figure", "show_runs", "plot_training", "plot_mask_layers", "plot_accuracy_vs_sparsity",
-           "plot_layerwise", "plot_weight_correlation", "plot_gap_vs_epochs", "plot_data_order", "plt"]
+__all__ = ["save_figure", "publish", "show_runs", "plot_training", "plot_mask_layers", "plot_accuracy_vs_sparsity",
+           "lr_panel_sparsities", "plot_accuracy_vs_lr", "plot_layerwise", "plot_weight_correlation",
+           "plot_correlation_indicator", "plot_gap_vs_epochs", "plot_data_order", "MAX_PANELS", "plt"]

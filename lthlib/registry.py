@@ -1,55 +1,58 @@
-"""The study's settings, declared once: name, the notebook that tells its story, what it depends on, how
-it is drawn, and how many runs one (lr, seed) cell of a grid holds.
+"""The study's settings, declared once: name, the notebook that tells its story, how reports draw it,
+and the schema fields the setting owns.
 
-Everything that lists settings reads this table: the schema (valid ``settings`` values), the planner
-(notebook targets and their order), the run functions (``lthlib.settings`` defines one function per
-entry, of the same name) and the reports (labels, colours, completeness). Adding a setting is one
-entry here, one function in ``settings.py`` and one notebook.
+Everything that lists settings reads this table: the schema (valid ``settings`` values), the protocol
+(``lthlib.settings`` has one plan function per entry, of the same name, giving the runs one (lr, seed)
+cell of a grid needs, with their dependencies -- so what a setting depends on and how many runs it
+has come from its plans), the planner (notebook targets and their order) and the reports (labels,
+colours, completeness). Adding a setting is:
+  1. one entry here,
+  2. one plan function in ``lthlib/settings.py``,
+  3. one notebook ``notebooks/<notebook>.py``,
+  4. and, when it has a parameter of its own, one field in ``lthlib/params.py`` with
+     ``identity="setting"``, named in the entry's ``params``: it enters the identity of that setting's
+     runs only, so adding it renames no other run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)
 class Setting:
-    name: str                      # also the name of its function in lthlib.settings
+    name: str                      # also the name of its plan function in lthlib.settings
     label: str                     # how reports name it
     color: str
     notebook: str                  # notebooks/<notebook>.py
-    depends: tuple[str, ...]       # settings whose runs it needs finished first
-    runs_per_cell: Callable        # exp -> number of runs one (lr, seed) cell holds
     notebook_params: dict = field(default_factory=dict)  # extra papermill parameters
     style: str = "-"               # line style in accuracy-vs-sparsity plots
     marker: str = "o"
-    sequential: bool = False       # its runs form a chain (each needs the previous one finished)
-
-
-def _rounds(exp) -> int:
-    return exp.imp_rounds
-
-
-def _sparsities(exp) -> int:
-    return len(exp.sparsities)
+    params: tuple[str, ...] = ()   # schema fields (identity="setting") in this setting's runs' identity
 
 
 SETTINGS = (
-    Setting("pretrain", "dense", "#222222", "pretrain", (), lambda exp: 1, marker=""),
-    Setting("lt_imp", "LT-IMP", "#1f5fa8", "lt_imp", ("pretrain",), _rounds, sequential=True),
-    Setting("rr_imp", "RR-IMP", "#7fb2e5", "random_reinit", ("lt_imp",), _rounds, {"mask_from": "imp"}, "--"),
-    Setting("lt_omp", "LT-OMP", "#c0392b", "lt_omp", ("pretrain",), _sparsities, marker="s"),
-    Setting("rr_omp", "RR-OMP", "#f1948a", "random_reinit", ("pretrain",), _sparsities, {"mask_from": "omp"},
-            "--", "s"),
-    Setting("oneshot_retrain", "one-shot prune + retrain", "#2e8b57", "oneshot_retrain", ("pretrain",),
-            _sparsities, marker="^"),
-    Setting("random_prune", "random pruning", "#8e8e8e", "random_prune", ("pretrain",), _sparsities, style=":",
-            marker="x"),
+    Setting("pretrain", "dense", "#222222", "pretrain", marker=""),
+    Setting("lt_imp", "LT-IMP", "#1f5fa8", "lt_imp"),
+    Setting("rr_imp", "RR-IMP", "#7fb2e5", "random_reinit", {"mask_from": "imp"}, "--"),
+    Setting("lt_omp", "LT-OMP", "#c0392b", "lt_omp", marker="s"),
+    Setting("rr_omp", "RR-OMP", "#f1948a", "random_reinit", {"mask_from": "omp"}, "--", "s"),
+    Setting("oneshot_retrain", "one-shot prune + retrain", "#2e8b57", "oneshot_retrain", marker="^"),
+    Setting("random_prune", "random pruning", "#8e8e8e", "random_prune", style=":", marker="x"),
+    Setting("sdt", "SDT (small dense)", "#9b59b6", "small_dense", style="-.", marker="D"),
+    Setting("wr_imp", "WR-IMP", "#0b3d91", "weight_rewinding", {"mask_from": "imp"}, ":", "v",
+            params=("rewind_epoch",)),
+    Setting("wr_omp", "WR-OMP", "#922b21", "weight_rewinding", {"mask_from": "omp"}, ":", "P",
+            params=("rewind_epoch",)),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 NAMES = tuple(BY_NAME)
+# the ticket families of the study: family -> (the ticket's setting, the RR setting it is judged against);
+# with weight rewinding the ticket is the WR run and RR is still trained the full schedule (SPEC section 2)
+FAMILIES = {"IMP": ("lt_imp", "rr_imp"), "OMP": ("lt_omp", "rr_omp"),
+            "WR-IMP": ("wr_imp", "rr_imp"), "WR-OMP": ("wr_omp", "rr_omp")}
 # the LT-vs-RR comparisons of the study: (family, LT setting, RR setting)
 PAIRS = (("IMP", "lt_imp", "rr_imp"), ("OMP", "lt_omp", "rr_omp"))
+SMALL_DENSE = "sdt"  # the small-dense network of a subnetwork's size (SPEC section 2)
 
 
 def get(name: str) -> Setting:

@@ -1,7 +1,10 @@
-"""Report rendering: the text blocks every analysis report carries (scale and environment, code versions,
-runs not counted, completeness, where this project differs from the official code), the executed
-notebook rendered to self-contained HTML, and the index page of every report and notebook (a jinja2
-template). It takes tables, never reads run folders itself.
+"""Report rendering: the text blocks every analysis report carries -- the headline (what the grid found,
+in the paper's terms), the thresholds and our readings of the paper's rules, the verdict and Table-3
+tables for reading (pandas Stylers: no index, 2 decimals), scale and environment (with the precision
+the convolutions ran in), code versions, runs not counted, completeness, where this project differs
+from the official code (with the ImageNet recipe's choices on ImageNet) -- the executed notebook
+rendered to self-contained HTML, and the index page of every report and notebook (a jinja2 template).
+It takes tables, never reads run folders itself.
 
     python -m lthlib.report render NOTEBOOK.ipynb OUT.html [--show-input]
     python -m lthlib.report index [OUT_ROOT]
@@ -9,6 +12,7 @@ template). It takes tables, never reads run folders itself.
 from __future__ import annotations
 
 import argparse
+import html
 import platform
 import re
 import sys
@@ -16,10 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import registry
+from . import layout, registry
+from . import verdicts as V
 from .data import DATASETS
 from .models import MODELS
-from .runs import atomic_write_text, code_version, project_path
+from .runs import atomic_write_text, code_version
+from .settings import grid_plans
 
 # SPEC section 7: each deliberate difference from the official code, stated in every report
 DIFFERENCES = """\
@@ -32,6 +38,30 @@ DIFFERENCES = """\
 | no end-of-run re-pruning, no crash at the end of pretraining | hard-prunes every layer to >= 50% / 90% after the last epoch; pretraining crashes at its end |
 | per-layer cap of 0.99 sparsity as a recorded parameter (`prune_cap`) | a fixed cap in code |
 """
+# the ImageNet recipe's choices where the NVIDIA code may do otherwise: stated when the grid is ImageNet
+IMAGENET_CHOICES = """\
+| BatchNorm statistics over the **whole global batch of 1,024** under DDP (SyncBatchNorm on CUDA, an all-reduced BatchNorm on CPU), so a DDP run matches its single-process version | NVIDIA's recipe normalizes each GPU's own 128 images |
+| cosine LR (after 5 linear warmup epochs) stepped **every iteration** | the NVIDIA code computes its cosine policy from the epoch (as we read it) |
+| mixup under DDP: **one mixing weight λ per global batch**, the same on every rank, each image mixed with the reversed order of its own rank's slice (so the mixed pairs depend on the number of ranks: a mixup run is not the single-process run) | each GPU's loader mixes its own batch with a λ of its own (as we read it) |
+"""
+# our readings of the paper's rules (SPEC section 2), stated in every report
+READINGS = [
+    "A ticket is one (family, sparsity s, learning rate): ③, ④ and ⑤ are judged at that lr, and a network's "
+    "class is the best over its tickets and lrs.",
+    "\"RR trained with any lr\" (③) is the best RR at the same sparsity over the grid's lrs, each RR using the mask "
+    "found at its own lr (as the paper's Figure 3 curves are drawn).",
+    "The thresholds apply to seed means; beside each decision the gap comes with its paired 95% confidence "
+    "interval over the seeds both sides have (⑤: Welch's interval against the best dense model) and n.",
+    "The dense model is trained at the pretraining lr and every subnetwork run of that cell (each IMP round, "
+    "LT-OMP, RR) at the same lr (the paper's default; its Table 4 varies the sparse lr, not run here).",
+]
+
+
+def differences_markdown(exp) -> str:
+    """The DIFFERENCES table, with the ImageNet recipe's choices when the grid's dataset is ImageNet."""
+    if exp.dataset != "imagenet":
+        return DIFFERENCES
+    return DIFFERENCES + IMAGENET_CHOICES
 DATA_ORDER = {"replay": "replay: LT runs retrace the dense run's data order (the official behaviour)",
               "fresh": "fresh: LT and RR share a data order the dense run did not use"}
 
@@ -43,9 +73,11 @@ def bullets(lines) -> str:
 
 # ----------------------------------------------------------------------------- completeness
 def expected_counts(exp) -> dict:
-    """How many runs of each setting a complete grid holds (from the registry)."""
-    cells = len(exp.lrs) * len(exp.seeds)
-    return {s.name: cells * s.runs_per_cell(exp) for s in registry.SETTINGS if s.name in exp.settings}
+    """How many runs of each setting a complete grid holds (from the protocol's plans)."""
+    counts = {s: 0 for s in registry.NAMES if s in exp.settings}
+    for p in grid_plans(exp):
+        counts[p.setting] += 1
+    return counts
 
 
 def completeness(exp, counted: pd.DataFrame, unfinished: list[str], not_counted: pd.DataFrame | None = None):
@@ -98,18 +130,47 @@ def _scale_warning(exp, n_train: int) -> str:
             f"pipeline and the *direction* of effects; they are not the paper's numbers.")
 
 
+def _precision(r: dict) -> str:
+    amp = r.get("amp")
+    if isinstance(amp, str) and amp != "none":
+        return f"{amp} autocast (mixed precision)"
+    if not str(r.get("device") or "").startswith("cuda"):
+        return "exact fp32 (CPU)"
+    tf32 = r.get("tf32")
+    if tf32 is None or pd.isna(tf32):
+        return "fp32 on CUDA, TF32 switch not recorded (the CUDA default is TF32 convolutions)"
+    return "TF32 convolutions (CUDA default; `deterministic: false`)" if tf32 else \
+        "exact fp32 convolutions (`deterministic: true`)"
+
+
+def conv_precision(df: pd.DataFrame) -> str:
+    """Which precision the runs' convolutions used, from each run's config.json (``determinism.tf32``,
+    the device) and its ``amp``: on CUDA "fp32" convolutions run in TF32 unless ``deterministic: true``."""
+    if not len(df):
+        return "n/a"
+    counts = pd.Series([_precision(r) for r in df.to_dict("records")]).value_counts()
+    text = ", ".join(f"{k} ({n} runs)" for k, n in counts.items())
+    return text + (" — **mixed**" if len(counts) > 1 else "")
+
+
+def _n_train(exp, df: pd.DataFrame) -> int:
+    """The training images the runs used (config.json), else the grid's ``n_train``."""
+    return int(df["n_train"].max()) if len(df) and df["n_train"].notna().any() else exp.n_train
+
+
 def scale_markdown(exp, df: pd.DataFrame) -> str:
     """The grid's scale, recipe, data order, random-pruning mode, environment and code versions."""
     dev = ", ".join(sorted(df["device"].dropna().astype(str).unique())) if len(df) else "n/a"
     thr = ", ".join(str(int(t)) for t in sorted(df["threads"].dropna().unique())) if len(df) else "n/a"
-    n_train = int(df["n_train"].max()) if len(df) and df["n_train"].notna().any() else exp.n_train
+    n_train = _n_train(exp, df)
     n_test = int(df["n_test"].max()) if len(df) and df["n_test"].notna().any() else exp.n_test
     full = DATASETS[exp.dataset].train_size
     subset = f" (stratified subset of {full:,})" if full and n_train and n_train < full else ""
     import torch
     return (f"**Grid** `{exp.name}` — {exp.description}\n\n| | |\n|---|---|\n| model | `{exp.model}` |\n"
             f"| dataset | `{exp.dataset}`: {n_train:,} training images{subset}, {n_test:,} test images |\n"
-            f"| recipe | {exp.epochs} epochs (C3's full schedule: {exp.full_epochs or exp.epochs}), batch "
+            f"| recipe | {exp.epochs} epochs (the full schedule ① and ⑤ ask for: "
+            f"{exp.full_epochs or exp.epochs}), batch "
             f"{exp.batch_size}, SGD momentum {exp.momentum}, wd {exp.weight_decay}, {exp.lr_schedule} LR "
             f"(milestones {exp.milestones}), lrs {exp.lrs} |\n"
             f"| seeds | {exp.seeds} (RR init seed = seed + {exp.rr_seed_offset}) |\n"
@@ -118,7 +179,157 @@ def scale_markdown(exp, df: pd.DataFrame) -> str:
             f"OMP at {exp.sparsities}, layer cap {exp.prune_cap} |\n"
             f"| random pruning | `random_mode: {exp.random_mode}` |\n"
             f"| environment | torch {torch.__version__}, Python {platform.python_version()}, device {dev}, "
-            f"threads {thr} |\n| code version | {code_versions(df)} |" + _scale_warning(exp, n_train or 0))
+            f"threads {thr} |\n| convolution precision | {conv_precision(df)} |\n"
+            f"| code version | {code_versions(df)} |" + _scale_warning(exp, n_train or 0))
+
+
+# ----------------------------------------------------------------------------- tables for reading
+LABEL_DECIMALS = {"sparsity": "{:.3f}", "lr": "{:g}", "best lr": "{:g}", "large lr": "{:g}", "other lr": "{:g}"}
+
+
+def table(df: pd.DataFrame, columns=None, rename: dict | None = None):
+    """``df`` rendered for reading (a pandas Styler): only ``columns`` (all when None), renamed by
+    ``rename``, no index column, numbers to 2 decimals (sparsity 3, learning rates as written), empty
+    cells as '–'. Every column stays in the CSV the report links."""
+    d = df[[c for c in columns if c in df.columns]] if columns is not None else df
+    d = d.rename(columns=rename or {})
+    style = d.style.hide(axis="index").format(precision=2, na_rep="–")
+    for column, fmt in LABEL_DECIMALS.items():
+        if column in d.columns and pd.api.types.is_numeric_dtype(d[column]):
+            style = style.format(fmt, subset=[column], na_rep="–")
+    return style
+
+
+def files_markdown() -> str:
+    """Links from the report (``<grid>/reports/analysis.html``) to the tables and figures beside it."""
+    return ("Files: [results.csv](../results.csv) (every finished run of this grid, counted or not, with why) · "
+            "[verdicts.csv](verdicts.csv) (every column of the verdict table) · every figure as SVG and PNG in "
+            "[figures/](figures/).")
+
+
+def thresholds_markdown(thr: dict, nontrivial: float, alpha: float, full_epochs: int) -> str:
+    """The thresholds the verdicts use, with where each comes from (``verdicts.thresholds``)."""
+    similar_note, clear_note, sdt_note = (thr["note"].split("; ") + ["", "", ""])[:3]
+    rows = [("① non-trivial sparsity", f"s ≥ {nontrivial:g}", "paper: unstructured pruning above about 60%"),
+            ("① sufficient training", f"≥ {full_epochs} epochs", "the recipe's full schedule (`full_epochs`)"),
+            ("④ ⑤ similar", f"a drop of at most {thr['similar']:g} points", similar_note),
+            ("③ clear gap", f"LT − best RR > {thr['clear']:g} points", clear_note),
+            ("② SDT gap", f"LT − SDT > {thr['sdt']:g} points", sdt_note),
+            ("statistics", f"alpha = {alpha:g}", f"two-sided {1 - alpha:.0%} confidence intervals; Holm's "
+                                                  f"correction at {alpha:g} for every \"exists\" claim")]
+    return "\n".join(["| condition | threshold | where it comes from |", "|---|---|---|"]
+                     + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+
+
+def _boundary_text(r: dict) -> str:
+    b = r["at the boundary"]
+    if b is None or pd.isna(b):
+        return "–"
+    return f"yes ({r['boundary conditions']})" if b else "no"
+
+
+def verdict_view(v: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table for reading: per ticket its class, "at the boundary" and each condition ①-⑤
+    as words (gap, CI, n, threshold, holds / fails / not evaluated, the statistics' words)."""
+    rows = []
+    for r in v.to_dict("records"):
+        row = {"family": r["family"], "sparsity": r["sparsity"], "lr": r["lr"], "LT mean": r["LT mean"],
+               "seeds": r["LT n"], "class": r["class"], "at the boundary": _boundary_text(r)}
+        row.update({V.SYMBOL[c]: V.condition_text(r, c)[2:] for c in V.SYMBOL})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _exists_text(answer: str, rows: int, holm: int, candidates: int) -> str:
+    return f"{answer}: {rows} of {candidates} candidate tickets by the means, {holm} after Holm"
+
+
+def table3_view(t3: pd.DataFrame) -> pd.DataFrame:
+    """The Table-3 summary for reading: ours beside the paper's entry, every "exists" answer with its
+    number of comparisons and the Holm-corrected count."""
+    rows = []
+    for r in t3.to_dict("records"):
+        second = _exists_text(r["secondary prize?"], r["secondary prize rows"], r["secondary prize Holm"],
+                              r["candidates"])
+        if r["secondary prize rows"]:
+            second += f"; up to s = {r['secondary prize up to']:.3f} at {r['secondary prize at']}"
+        rows.append({"network": f"{r['model']} / {r['dataset']}", "candidate tickets (①)": r["candidates"],
+                     "Jackpot?": _exists_text(r["Jackpot?"], r["Jackpot rows"], r["Jackpot Holm"], r["candidates"]),
+                     "secondary prize?": second, "at the boundary": r["at the boundary"] or "none",
+                     "prefers small LR?": f"{r['prefers small LR?']} ({r['small LR basis']})",
+                     "prefers IMP?": f"{r['prefers IMP?']} ({r['IMP basis']})", "the paper (Table 3)": r["paper"]})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the headline
+def _no_candidates(vn: pd.DataFrame) -> str:
+    """Why no ticket of a network meets ① (too short a schedule, too low a sparsity)."""
+    why = []
+    if (vn["epochs"] < vn["full epochs"]).all():
+        why.append(f"trained {', '.join(str(e) for e in sorted(set(vn['epochs'])))} epochs where the full schedule "
+                   f"is {int(vn['full epochs'].iloc[0])}")
+    if (vn["sparsity"] < vn["nontrivial"]).any():
+        why.append(f"sparsities up to {vn['sparsity'].max():.3f}, and non-trivial means "
+                   f"≥ {vn['nontrivial'].iloc[0]:g}")
+    return "; ".join(why) or "① fails"
+
+
+def _open_conditions(cand: pd.DataFrame) -> str:
+    """For candidates classed 'not evaluated': which conditions lack their inputs, how often, and why."""
+    ne = cand[cand["class"] == "not evaluated"]
+    parts = []
+    for c, sym in zip(("c2", "c3", "c4", "c5"), "②③④⑤"):
+        na = ne[ne[c].isna()]
+        if len(na):
+            parts.append(f"{sym} at {len(na)} ({na[f'{c} note'].iloc[0]})")
+    return "; ".join(parts)
+
+
+def _failed_conditions(cand: pd.DataFrame) -> str:
+    """For candidates classed 'none': how often each of ②-④ fails."""
+    none = cand[cand["class"] == "none"]
+    fails = {sym: int(none[c].eq(False).fillna(False).sum()) for c, sym in zip(("c2", "c3", "c4"), "②③④")}
+    return ", ".join(f"{sym} fails at {n}" for sym, n in fails.items() if n)
+
+
+def _network_headline(r: dict, vn: pd.DataFrame) -> str:
+    """One network's finding in the paper's terms (a row of ``verdicts.table3`` and its tickets)."""
+    where = f"**{r['model']} / {r['dataset']}**"
+    if not r["candidates"]:
+        return (f"{where}: **no candidate ticket** — every ticket fails ① ({_no_candidates(vn)}), so this grid "
+                f"cannot hold a Jackpot or secondary prize ticket; the LT − RR gaps below still say where the "
+                f"lottery ticket beats its random re-initialization.")
+    cand = vn[vn["c1"].fillna(False)]
+    text = [f"Jackpot tickets: **{r['Jackpot?']}** ({r['Jackpot rows']} of {r['candidates']} candidate tickets by "
+            f"the means, {r['Jackpot Holm']} after Holm)",
+            f"secondary prize tickets: **{r['secondary prize?']}** ({r['secondary prize rows']} of {r['candidates']}, "
+            f"{r['secondary prize Holm']} after Holm" + (f"; up to s = {r['secondary prize up to']:.3f} at "
+                                                         f"{r['secondary prize at']})" if r["secondary prize rows"]
+                                                         else ")")]
+    if (none := _failed_conditions(cand)):
+        text.append(f"{int((cand['class'] == 'none').sum())} candidates are no ticket ({none})")
+    if (open_ := _open_conditions(cand)):
+        text.append(f"not evaluated: {open_}")
+    if r["at the boundary"]:
+        text.append(f"at the boundary: {r['at the boundary']}")
+    return f"{where}: " + "; ".join(text) + f". The paper: {r['paper']}."
+
+
+def headline(exp, v: pd.DataFrame, t3: pd.DataFrame, premise_lines: list[str], counted: pd.DataFrame) -> str:
+    """What the report found, first: per network which tickets are Jackpot / secondary prize / none, up to
+    which sparsity and at which lr (Holm-corrected counts beside), then the premise (``premise_lines``)
+    and the scale of the ``counted`` runs."""
+    lines = [_network_headline(r, v[(v["model"] == r["model"]) & (v["dataset"] == r["dataset"])])
+             for r in t3.to_dict("records")] if len(t3) else ["**No ticket verdicts yet**: no lottery-ticket run "
+                                                               "of this grid has finished."]
+    return bullets(lines + premise_lines) + _scale_warning(exp, _n_train(exp, counted) or 0)
+
+
+def details(summary: str, lines) -> str:
+    """HTML: ``lines`` as preformatted text, folded under ``summary``."""
+    body = html.escape("\n".join(lines)) or "(none)"
+    return (f"<details><summary>{html.escape(summary)}</summary>"
+            f"<pre style=\"white-space: pre-wrap\">{body}</pre></details>")
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -167,7 +378,7 @@ def _notebook_entry(nb: Path) -> dict:
 def write_index(out_root="outputs") -> Path:
     """OUT_ROOT/reports/index.html: every grid's report and every executed setting notebook."""
     import jinja2
-    root = project_path(out_root)
+    root = layout.root(out_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such output folder; run a grid first (make demo) or pass the "
                                 f"output root that holds the grids")
@@ -179,7 +390,7 @@ def write_index(out_root="outputs") -> Path:
                       "notebooks": notebooks})
     page = jinja2.Environment(autoescape=True).from_string(INDEX_TEMPLATE).render(version=code_version(),
                                                                                   grids=grids)
-    path = root / "reports" / "index.html"
+    path = layout.index_page(out_root)
     atomic_write_text(path, page)
     return path
 
@@ -215,5 +426,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["DIFFERENCES", "bullets", "expected_counts", "completeness", "not_counted_markdown", "code_versions",
-           "scale_markdown", "render", "write_index", "main"]
+__all__ = ["DIFFERENCES", "IMAGENET_CHOICES", "READINGS", "differences_markdown", "bullets", "expected_counts",
+           "completeness", "not_counted_markdown", "code_versions", "conv_precision", "scale_markdown", "table",
+           "files_markdown", "thresholds_markdown", "verdict_view", "table3_view", "headline", "details", "render",
+           "write_index", "main"]

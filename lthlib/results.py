@@ -1,18 +1,20 @@
 """Results: the finished runs as one table, which of them a grid counts, and the comparisons its report
-states -- the premise check, the LT-vs-RR gaps with their confidence intervals, the winning-ticket
-verdicts C1-C3 (SPEC section 2), LT-RR against training length and data order, the layerwise masks
-and the θ0-θT correlation.
+states -- the premise check, the ticket verdicts by the paper's definition (conditions ①-⑤ and the
+ticket class, ``lthlib.verdicts``) against the best dense model of the full schedule, the LT-vs-RR gaps
+with their confidence intervals, LT-RR against training length and data order over the grids the report
+pools, the layerwise masks, the θ0-θT correlation and the paper's correlation indicator R_p.
 
 Nothing here trains or draws (figures: ``lthlib.plots``; HTML: ``lthlib.report``). A grid counts a run
 only when the run's identity is the one the grid's current parameters give that cell (``current_runs``);
-the others are listed as not counted, with the fields that differ.
+the others are listed as not counted, with the fields that differ. Another grid's runs enter a report
+(the training-length axis, the best dense reference) only when the report pools that grid, and then
+only the runs that grid counts under its own current parameters (``pooled_runs``).
 
     python -m lthlib.results render NOTEBOOK.ipynb OUT.html | index [OUT_ROOT]   (see lthlib.report)
 """
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -21,18 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import params, registry
+from . import layout, params, registry
 from . import settings as protocol
 from . import stats as S
-from .engine import RunSpec, run_identity
+from . import verdicts as V
+from .errors import CheckpointError, LTHError
 from .models import load_profile
-from .pruning import imp_sparsity
 from .runs import RunDir, atomic_write_text, load_json, project_path
 
 DENSE = "pretrain"
 RANDOM = "random_prune"
-RR_SETTINGS = {rr for _, _, rr in registry.PAIRS}
-SOURCES = ("mask_source", "weight_source")
 # what may differ between the grids of one study tier (one per training length, a data-order ablation)
 FREE_ACROSS_GRIDS = ("lr", "epochs", "data_order")
 DEFAULTS = params.Experiment()
@@ -44,7 +44,7 @@ _profile = functools.lru_cache(maxsize=None)(load_profile)  # read once per mode
 # ----------------------------------------------------------------------------- collecting
 def _row(path: Path, cfg: dict, met: dict) -> dict:
     ident, exp = cfg["identity"], cfg.get("experiment") or {}
-    setting = ident.get("setting")
+    setting, det = ident.get("setting"), cfg.get("determinism") or {}
     return {
         "grid": path.parent.parent.name, "run": path.name, "setting": setting, "label": registry.label(setting),
         "model": ident.get("model"), "dataset": ident.get("dataset"), "lr": ident.get("lr"),
@@ -56,7 +56,8 @@ def _row(path: Path, cfg: dict, met: dict) -> dict:
         "best_epoch": met.get("best_epoch_secondary"), "wall_time_s": met.get("wall_time_s"),
         "images_per_s": met.get("train_images_per_s"), "n_train": cfg.get("n_train_used"),
         "n_test": cfg.get("n_test_used"), "device": met.get("device"), "threads": met.get("threads"),
-        "torch": met.get("torch"), "code_version": cfg.get("code_version"), "path": str(path), "identity": ident,
+        "torch": met.get("torch"), "code_version": cfg.get("code_version"), "amp": ident.get("amp"),
+        "tf32": det.get("tf32"), "deterministic": det.get("deterministic"), "path": str(path), "identity": ident,
     }
 
 
@@ -66,7 +67,7 @@ COLUMNS = list(_row(Path("g/runs/r"), {"identity": {}}, {"global_sparsity": 0, "
 def collect(out_root="outputs", grid: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per finished run under ``out_root/<grid>/runs/`` (every grid when ``grid`` is None), and
     the names of the unfinished ones (a broken one, e.g. a missing final.pt, with the reason)."""
-    root = project_path(out_root)
+    root = layout.root(out_root)
     rows, unfinished = [], []
     for path in sorted(root.glob(f"{grid}/runs/*" if grid else "*/runs/*")):
         if not path.is_dir():
@@ -92,25 +93,15 @@ def save_table(df: pd.DataFrame, path) -> None:
 
 
 # ----------------------------------------------------------------------------- which runs count
-def expected_identity(row: dict, exp: params.Experiment, free=()) -> dict:
-    """The identity the run of ``row`` would have if it were made now from ``exp`` for the run's own lr,
-    seed, sparsity/round and sources; fields named in ``free`` are taken from the run too."""
+def expected_identity(row: dict, exp: params.Experiment, free=()) -> dict | None:
+    """The identity the plan of ``row``'s run gives today: the grid ``exp`` at the run's own lr and seed
+    (fields named in ``free`` taken from the run too), the run's setting, round or sparsity. None when
+    the protocol has no such run."""
     ident = row["identity"]
     cell = exp.replace(lr=ident.get("lr"), seed=int(row["seed"]) if pd.notna(row["seed"]) else exp.seed,
                        **{f: ident.get(f, getattr(DEFAULTS, f)) for f in free if f != "lr"})
-    setting, rnd = ident.get("setting"), ident.get("round")
-    if setting == DENSE:
-        init_seed, data_seed = cell.seed, cell.seed
-    elif setting in RR_SETTINGS:
-        init_seed, data_seed = protocol.rr_seeds(cell)
-    else:
-        init_seed, data_seed = cell.seed, protocol.lt_data_seed(cell)
-    sparsity = round(imp_sparsity(rnd, cell.imp_rate), 6) if rnd is not None else ident.get("sparsity")
-    sources = {k: ident[k] for k in SOURCES if k in ident}
-    if setting == RANDOM and "mask_source" in sources:  # random_mode enters the identity through its mask
-        sources["mask_source"] = {**sources["mask_source"], "kind": f"random_{cell.random_mode}"}
-    spec = RunSpec(setting, init_seed, data_seed, start=None, sparsity=sparsity, round_=rnd, sources=sources)
-    return json.loads(json.dumps(run_identity(cell, spec, _profile(cell.model)), default=str))
+    plan = protocol.plan_for(cell, ident.get("setting"), ident.get("round"), ident.get("sparsity"))
+    return None if plan is None else plan.identity
 
 
 def _shown(key: str, value) -> str:
@@ -126,6 +117,9 @@ def identity_differences(row: dict, exp: params.Experiment, free=()) -> list[str
     """'field: run's value (now: the grid's value)' for every identity field where the run differs from
     what ``exp`` makes of its cell today (empty: the run is current)."""
     found, expected = row["identity"], expected_identity(row, exp, free)
+    if expected is None:
+        return [f"setting: {found.get('setting')!r} has no run at round {found.get('round')} / sparsity "
+                f"{found.get('sparsity')}"]
     out = []
     for key in sorted(set(found) | set(expected)):
         a, b = found.get(key, _ABSENT), expected.get(key, _ABSENT)
@@ -134,20 +128,36 @@ def identity_differences(row: dict, exp: params.Experiment, free=()) -> list[str
     return out
 
 
-def grid_membership(row: dict, exp: params.Experiment) -> list[str]:
-    """Why the run of ``row`` is not one of the grid's cells (empty when it is)."""
+def one_shot_sparsities(exp: params.Experiment) -> dict[str, list[float]]:
+    """Per setting of the grid, the sparsities of its runs that have no IMP round, from the protocol's
+    plans (the OMP list for the one-shot settings; every IMP round's and the OMP list's for the small
+    dense network). A setting whose plans cannot be made for this grid gets the OMP list."""
+    out = {}
+    for s in exp.settings:
+        try:
+            out[s] = [p.sparsity for p in protocol.plan(exp, s) if p.round is None and p.sparsity is not None]
+        except LTHError:
+            out[s] = list(exp.sparsities)
+    return out
+
+
+def grid_membership(row: dict, exp: params.Experiment, sparsities: dict | None = None) -> list[str]:
+    """Why the run of ``row`` is not one of the grid's cells (empty when it is); ``sparsities``: the
+    grid's ``one_shot_sparsities`` (computed when not given)."""
     ident, out = row["identity"], []
-    if ident.get("setting") not in exp.settings:
-        out.append(f"setting: {ident.get('setting')!r} is not in the grid's settings {exp.settings}")
+    setting = ident.get("setting")
+    if setting not in exp.settings:
+        out.append(f"setting: {setting!r} is not in the grid's settings {exp.settings}")
     if not any(math.isclose(ident.get("lr") or 0, lr, rel_tol=1e-12) for lr in exp.lrs):
         out.append(f"lr: {ident.get('lr')!r} is not in the grid's lrs {exp.lrs}")
     if row["seed"] not in exp.seeds:
         out.append(f"seed: {row['seed']!r} is not in the grid's seeds {exp.seeds}")
     rnd, sp = ident.get("round"), ident.get("sparsity")
+    planned = (sparsities if sparsities is not None else one_shot_sparsities(exp)).get(setting, exp.sparsities)
     if rnd is not None and not 1 <= rnd <= exp.imp_rounds:
         out.append(f"round: {rnd} is beyond the grid's imp_rounds {exp.imp_rounds}")
-    elif rnd is None and sp is not None and not any(math.isclose(sp, s, abs_tol=1e-9) for s in exp.sparsities):
-        out.append(f"sparsity: {sp} is not in the grid's sparsities {exp.sparsities}")
+    elif rnd is None and sp is not None and not any(math.isclose(sp, s, abs_tol=1e-9) for s in planned):
+        out.append(f"sparsity: {sp} is not among the grid's sparsities for {setting} {sorted(planned)}")
     return out
 
 
@@ -156,7 +166,9 @@ def current_runs(df: pd.DataFrame, exp: params.Experiment) -> tuple[pd.DataFrame
     grid's cells and its identity is what the grid's current parameters give that cell. The not counted
     ones carry a ``differs`` column (the fields that differ, with both values)."""
     mine = df[df["grid"] == exp.name]
-    why = ["; ".join(grid_membership(r, exp) + identity_differences(r, exp)) for r in mine.to_dict("records")]
+    planned = one_shot_sparsities(exp) if len(mine) else {}
+    why = ["; ".join(grid_membership(r, exp, planned) + identity_differences(r, exp))
+           for r in mine.to_dict("records")]
     ok = np.array([not w for w in why], dtype=bool)
     not_counted = mine[~ok].assign(differs=[w for w in why if w])
     return mine[ok].reset_index(drop=True), not_counted.reset_index(drop=True)
@@ -184,7 +196,7 @@ def gather(exp: params.Experiment) -> Collected:
     """Collect every grid under ``exp.out_root`` and split grid ``exp.name`` into counted/not counted."""
     everything, unfinished = collect(exp.out_root)
     counted, not_counted = current_runs(everything, exp)
-    mine = [u for u in unfinished if (project_path(exp.out_root) / exp.name / "runs" / u.split(" ")[0]).exists()]
+    mine = [u for u in unfinished if (layout.runs_dir(exp.out_root, exp.name) / u.split(" ")[0]).exists()]
     return Collected(everything, counted, not_counted, mine)
 
 
@@ -256,12 +268,13 @@ def premise_summary(p: pd.DataFrame) -> list[str]:
     return lines
 
 
-def c3_reference(everything: pd.DataFrame, exp: params.Experiment) -> dict | None:
-    """C3's reference (SPEC section 2): the best-lr dense model of this recipe trained with the full
-    schedule (``full_epochs``, else the grid's epochs), looked up in every grid; None when no such run
-    exists -- never a shorter-schedule stand-in."""
+def best_dense_full_schedule(runs: pd.DataFrame, exp: params.Experiment) -> dict | None:
+    """The best dense model (SPEC section 2, condition ⑤): the dense model of this recipe at its best lr,
+    trained with the full schedule (``full_epochs``, else the grid's epochs), looked up in ``runs`` (the
+    pooled runs, ``pooled_runs``); a dict with lr, epochs, mean, std, n and grids, or None when no such
+    run exists -- never a shorter-schedule stand-in."""
     full = exp.full_epochs or exp.epochs
-    dense = everything[(everything["setting"] == DENSE) & (everything["epochs"] == full)]
+    dense = runs[(runs["setting"] == DENSE) & (runs["epochs"] == full)]
     # one run per (lr, seed): a dense run of another data-order grid is the same training, not a new seed
     dense = comparable_runs(dense, exp).sort_values("grid", key=lambda g: g != exp.name, kind="stable")
     dense = dense.drop_duplicates(["lr", "seed"])
@@ -274,20 +287,43 @@ def c3_reference(everything: pd.DataFrame, exp: params.Experiment) -> dict | Non
 
 
 def reference_summary(reference: dict | None, exp: params.Experiment) -> str:
+    """One sentence: the best dense model of the full schedule ⑤ is judged against, or that it is missing."""
     full = exp.full_epochs or exp.epochs
     if reference is None:
-        return (f"**C3 reference missing**: no dense `{exp.model}` run of this recipe with the full {full}-epoch "
-                f"schedule under `{exp.out_root}/`; C3 (and so the full verdict) is not evaluated.")
-    return (f"C3 reference: dense `{exp.model}` at its best lr {reference['lr']:g} with the full {full}-epoch "
-            f"schedule, {reference['mean']:.2f}% (std {reference['std']:.2f}, n = {reference['n']}; grid "
-            f"{', '.join(reference['grids'])}).")
+        return (f"**Best dense model (full schedule) missing**: no dense `{exp.model}` run of this recipe with the "
+                f"full {full}-epoch schedule in the pooled grids; condition ⑤ (and so the Jackpot / secondary "
+                f"prize class) is not evaluated.")
+    return (f"Best dense model (full schedule): dense `{exp.model}` at its best lr {reference['lr']:g} with the "
+            f"full {full}-epoch schedule, {reference['mean']:.2f}% (std {reference['std']:.2f}, n = "
+            f"{reference['n']}; grid {', '.join(reference['grids'])}).")
+
+
+# ----------------------------------------------------------------------------- the paper's verdicts
+def ticket_verdicts(counted: pd.DataFrame, reference: dict | None, exp: params.Experiment, similar=None,
+                    clear=None, sdt_gap=None, nontrivial: float = 0.6, alpha: float = S.ALPHA) -> pd.DataFrame:
+    """``verdicts.verdict_table`` of one grid's counted runs: conditions ①-⑤, the ticket class and "at
+    the boundary" per (model, dataset, epochs, family, sparsity, lr), with ⑤ judged against
+    ``reference`` (``best_dense_full_schedule``) and ① against the grid's full schedule. Thresholds:
+    ``verdicts.thresholds`` (None = the paper's for the dataset)."""
+    if not len(counted):
+        return pd.DataFrame()
+    return V.verdict_table(counted, exp.full_epochs or exp.epochs, reference, nontrivial, similar, clear, sdt_gap,
+                           alpha)
+
+
+def ticket_summary(v: pd.DataFrame, counted: pd.DataFrame, alpha: float = S.ALPHA) -> pd.DataFrame:
+    """The paper's Table 3 for ``v`` (``verdicts.table3``): per network, Jackpot? secondary prize? with
+    the number of candidate tickets and the Holm-corrected count, and the paper's own entry."""
+    return V.table3(v, counted, alpha) if len(v) else pd.DataFrame()
 
 
 # ----------------------------------------------------------------------------- LT vs RR
 def lt_rr_gaps(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Per (model, dataset, epochs, data order, lr, family IMP/OMP, sparsity): LT and RR mean/std/n over
-    their seeds, and the paired LT-RR gap over the seeds both have (``stats.paired_gap``). Sparsities
-    are rounded to 3 decimals, so IMP and OMP points at one sparsity share a label."""
+    """Per (model, dataset, epochs, data order, lr, family IMP/OMP, sparsity): the paired LT-RR gap over
+    the seeds both have (``stats.paired_gap``) and LT's and RR's mean and std over **those same seeds**,
+    so LT mean - RR mean is the gap; n = the paired seeds, "LT n" / "RR n" = the runs of each side and
+    "note" says when they differ. Sparsities are rounded to 3 decimals, so IMP and OMP points at one
+    sparsity share a label."""
     keys = ["model", "dataset", "epochs", "data_order", "lr", "sparsity"]
     d = df.assign(sparsity=df["target_sparsity"].round(SPARSITY_DECIMALS))[keys + ["setting", "seed", "final_acc"]]
     rows = []
@@ -296,74 +332,90 @@ def lt_rr_gaps(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         both = lt.merge(rr, on=keys + ["seed"], how="outer", suffixes=(" LT", " RR"))
         for key, g in both.groupby(keys):
             paired = g.dropna(subset=["final_acc LT", "final_acc RR"])
+            counts = {w: int(g[f"final_acc {w}"].notna().sum()) for w in ("LT", "RR")}
+            note = "" if counts["LT"] == counts["RR"] == len(paired) else \
+                f"means and gap over the {len(paired)} seeds both have (LT {counts['LT']} runs, RR {counts['RR']})"
             rows.append({**dict(zip(keys, key)), "family": family,
-                         **{f"{w} {f}": getattr(g[f"final_acc {w}"], f)() for w in ("LT", "RR") for f in
-                            ("mean", "std", "count")},
+                         **{f"{w} {f}": getattr(paired[f"final_acc {w}"], f)() for w in ("LT", "RR")
+                            for f in ("mean", "std")},
+                         "LT n": counts["LT"], "RR n": counts["RR"], "note": note,
                          **S.paired_gap(paired["final_acc LT"], paired["final_acc RR"], alpha)})
-    out = pd.DataFrame(rows)
-    return out.rename(columns={"LT count": "LT n", "RR count": "RR n"}) if len(out) else out
+    return pd.DataFrame(rows)
 
 
-def verdicts(df: pd.DataFrame, reference: dict | None, tol: float = 0.0, alpha: float = 0.05) -> pd.DataFrame:
-    """The LT-RR gaps of ``df`` (one grid's counted runs) with the three conditions of SPEC section 2:
-    C1 LT >= dense at the same lr - tol; C2 LT beats RR (one-sided paired t-test, p < alpha);
-    C3 LT >= the full-schedule best-lr dense model (``reference``) - tol, NA when it is missing.
-    ``wins`` = C1 and C2 and C3 (NA when C3 is)."""
-    v = lt_rr_gaps(df, alpha)
-    if not len(v):
-        return v
-    dense = dense_by_lr(df)[GROUP + ["mean"]].rename(columns={"mean": "dense same lr"})
-    v = v.merge(dense, on=GROUP, how="left")
-    v["C1 matching"] = (v["LT mean"] >= v["dense same lr"] - tol).astype("boolean")
-    v["C2 beats RR"] = (v["p LT>RR"] < alpha).astype("boolean")
-    ref = reference["mean"] if reference else math.nan
-    v["dense best lr (full schedule)"] = ref
-    v["C3 jackpot"] = pd.array([pd.NA] * len(v), dtype="boolean") if reference is None else \
-        (v["LT mean"] >= ref - tol).astype("boolean")
-    v["wins"] = v["C1 matching"] & v["C2 beats RR"] & v["C3 jackpot"]
-    return v
+# ----------------------------------------------------------------------------- pooling other grids
+@dataclass
+class Pool:
+    """The runs a report takes from the grids it pools (each grid's counted runs of this recipe, a run
+    in two grids once) and, per grid considered, what it contributed or why not (``grids``)."""
+    runs: pd.DataFrame
+    grids: pd.DataFrame
 
 
-def _ci(r: dict) -> str:
-    if not math.isfinite(r["CI low"]):
-        return f"n = {r['n']}, no CI"
-    return f"n = {r['n']}, CI [{r['CI low']:+.2f}, {r['CI high']:+.2f}]"
+def _grid_params(params_dir) -> dict[str, Path]:
+    """{grid name: params file} of every readable params/*.yaml (the first file naming a grid wins)."""
+    found = {}
+    for f in sorted(project_path(params_dir).glob("*.yaml")):
+        try:
+            found.setdefault(str(params.load_params_file(f).get("name", DEFAULTS.name)), f)
+        except LTHError:
+            continue
+    return found
 
 
-def _list(xs) -> str:
-    return ", ".join(f"{x:.3f}" for x in xs) or "none"
+def pool_experiments(exp: params.Experiment, names=None, overrides: dict | None = None,
+                     params_dir="params") -> tuple[list[params.Experiment], list[str]]:
+    """The grids a report pools, as experiments at their current parameters: ``exp`` itself first, then
+    each grid of ``names`` (None: every grid with runs under ``exp.out_root``) from the params file that
+    names it, with the report's ``overrides`` (SET=, out_root; not ``name``). Returns (experiments,
+    notes): a grid with no params file, or whose file does not load, is left out and noted."""
+    if names is None:
+        names = sorted(p.parent.name for p in layout.root(exp.out_root).glob("*/runs") if p.is_dir())
+    files, extra = _grid_params(params_dir), {k: v for k, v in (overrides or {}).items() if k != "name"}
+    out, notes = [exp], []
+    for name in dict.fromkeys(n for n in names if n != exp.name):
+        if name not in files:
+            notes.append(f"grid `{name}`: no params file in `{params_dir}/` names it; not pooled")
+            continue
+        try:
+            out.append(params.load(files[name], {**extra, "out_root": exp.out_root}))
+        except LTHError as exc:
+            notes.append(f"grid `{name}` ({files[name].name}): does not load ({str(exc)[:160]}); not pooled")
+    return out, notes
 
 
-def verdict_summary(v: pd.DataFrame) -> list[str]:
-    """One plain-language line per (model, dataset, epochs, lr, family): where LT beats RR, where RR beats
-    LT, what is not resolved (with its CI), and where a ticket wins (C1+C2+C3)."""
-    if not len(v):
-        return ["no LT/RR pair finished yet: no verdicts"]
-    lines = []
-    for (model, dataset, epochs, lr, fam), g in v.groupby(["model", "dataset", "epochs", "lr", "family"]):
-        lt_wins, rr_wins = g[g["result"].str.startswith("LT beats")], g[g["result"].str.startswith("RR beats")]
-        open_ = g[g["result"].str.startswith("not resolved")]
-        text = [f"LT beats RR at {len(lt_wins)} of {len(g)} sparsities ({_list(lt_wins['sparsity'])})"]
-        if len(rr_wins):
-            text.append(f"RR beats LT at {_list(rr_wins['sparsity'])}")
-        if len(open_):
-            text.append("not resolved at " + "; ".join(f"{r['sparsity']:.3f} ({_ci(r)})"
-                                                        for r in open_.to_dict("records")))
-        if g["C3 jackpot"].isna().all():
-            text.append("C3 not evaluated (no full-schedule dense reference)")
-        else:
-            text.append("winning tickets (C1+C2+C3) at " + _list(g.loc[g["wins"].fillna(False), "sparsity"]))
-        n = int(g["n"].min())
-        power = f"; underpowered: n = {n}" if n < S.UNDERPOWERED_BELOW else ""
-        lines.append(f"{model}/{dataset}, {epochs} epochs, lr {lr:g}, {fam}: {'; '.join(text)} "
-                     f"[{n} paired seed{'s' if n != 1 else ''}{power}].")
-    return lines
+def _sorted_text(values) -> str:
+    return ", ".join(f"{v:g}" for v in sorted(set(values))) or "-"
 
 
-def length_table(everything: pd.DataFrame, exp: params.Experiment, alpha: float = 0.05) -> pd.DataFrame:
-    """LT-RR gaps with their CIs from every grid of this study tier (same recipe but lr, training length
-    and data order): the training-length axis and the data-order ablation."""
-    return lt_rr_gaps(comparable_runs(everything, exp), alpha)
+def _pool_row(g: params.Experiment, counted: pd.DataFrame, same: pd.DataFrame, own: bool) -> dict:
+    why = "" if len(same) else ("no counted runs" if not len(counted) else "another recipe")
+    versions = ", ".join(f"{v} ({n})" for v, n in same["code_version"].fillna("unknown").value_counts().items())
+    return {"grid": g.name + (" (this grid)" if own else ""), "epochs": g.epochs, "data order": g.data_order,
+            "runs pooled": len(same), "seeds": _sorted_text(same["seed"]), "lrs": _sorted_text(same["lr"]),
+            "settings": ", ".join(registry.label(s) for s in registry.NAMES if s in set(same["setting"])),
+            "code versions": versions or "-", "not pooled because": why}
+
+
+def pooled_runs(everything: pd.DataFrame, exp: params.Experiment, grids: list[params.Experiment]) -> Pool:
+    """The runs of ``grids`` (``pool_experiments``) a report pools with grid ``exp``: of each grid the runs
+    it counts under its own current parameters (``current_runs``: its seeds, lrs, identity) that share
+    ``exp``'s recipe except lr, training length and data order (``comparable_runs``). A smoke run left in
+    a grid's folder, or a grid the report does not name, adds nothing."""
+    frames, rows = [], []
+    for g in grids:
+        counted, _ = current_runs(everything, g)
+        same = comparable_runs(counted, exp) if len(counted) else counted
+        frames.append(same)
+        rows.append(_pool_row(g, counted, same, g.name == exp.name))
+    runs = pd.concat(frames, ignore_index=True).drop_duplicates("run").reset_index(drop=True)
+    return Pool(runs, pd.DataFrame(rows))
+
+
+def length_table(pooled: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """LT-RR gaps with their CIs over the pooled runs (``pooled_runs(...).runs``): the training-length
+    axis and the data-order ablation."""
+    return lt_rr_gaps(pooled, alpha)
 
 
 # ----------------------------------------------------------------------------- layerwise sparsity
@@ -387,37 +439,125 @@ def layerwise_table(df: pd.DataFrame, lr: float, seed: int, sparsities) -> pd.Da
 
 
 # ----------------------------------------------------------------------------- init vs trained weights
-def correlation_sparsity(exp: params.Experiment) -> float:
-    """The sparsity the top-k overlap of |θ0| and |θT| is measured at: the grid's highest OMP sparsity,
-    else its last IMP round's."""
-    return max(exp.sparsities, default=imp_sparsity(max(1, exp.imp_rounds), exp.imp_rate))
+def _weights(path, kinds: tuple[str, ...]) -> tuple[list[dict] | None, str]:
+    """The files ``kinds`` ('init', 'final', 'mask') of the run at ``path``, loaded; or (None, why) when
+    one is missing (a results-only run folder copied back from a GPU machine) or unreadable."""
+    rd = RunDir(path)
+    files = {"init": rd.init, "final": rd.final, "mask": rd.mask}
+    missing = [files[k].name for k in kinds if not files[k].exists()]
+    if missing:
+        return None, f"`{rd.name}`: {', '.join(missing)} missing (a results-only run folder)"
+    try:
+        return [{"init": rd.load_init, "final": rd.load_final, "mask": rd.load_mask}[k]() for k in kinds], ""
+    except CheckpointError as exc:
+        return None, f"`{rd.name}`: {str(exc).split(': ', 1)[-1][:140]}"
 
 
-
-def _overlap(a: np.ndarray, b: np.ndarray, sparsity: float) -> tuple[float, float]:
-    k = max(1, int(round((1 - sparsity) * len(a))))
-    top_a = np.argsort(-np.abs(a), kind="stable")[:k]
-    top_b = np.argsort(-np.abs(b), kind="stable")[:k]
-    return len(np.intersect1d(top_a, top_b)) / k, k / len(a)
-
-
-def weight_correlation(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
-    """Per dense run, per prunable layer and globally: Pearson r of θ0 and θT, and the overlap of the
-    top-(1-s) positions of |θ0| and |θT| (ours: the paper's exact metric is not known). Chance overlap
-    for independent rankings is 1-s."""
-    rows = []
+def weight_correlation(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per dense run of ``df``, per prunable layer and over all of them ("(global)"): the Pearson r of θ0
+    and θT (ours; the paper's indicator is ``correlation_indicator``). Returns (table, skipped): a run
+    whose init.pt/final.pt is missing or unreadable is skipped and named, never a crash."""
+    rows, skipped = [], []
     for r in df[df["setting"] == DENSE].to_dict("records"):
-        rd = RunDir(r["path"])
-        t0, tT = rd.load_init(), rd.load_final()
+        states, why = _weights(r["path"], ("init", "final"))
+        if states is None:
+            skipped.append(why)
+            continue
+        t0, tT = states
         pools = [(n, t0[n].flatten().double().numpy(), tT[n].flatten().double().numpy())
                  for n in _profile(r["model"])]
         pools.append(("(global)", np.concatenate([p[1] for p in pools]), np.concatenate([p[2] for p in pools])))
-        for n, a, b in pools:
-            overlap, chance = _overlap(a, b, sparsity)
-            rows.append({"lr": r["lr"], "seed": r["seed"], "epochs": r["epochs"], "layer": n,
-                         "pearson r": float(np.corrcoef(a, b)[0, 1]), "top-k overlap": overlap,
-                         "chance overlap": chance})
-    return pd.DataFrame(rows)
+        rows += [{"lr": r["lr"], "seed": r["seed"], "epochs": r["epochs"], "layer": n,
+                  "pearson r": float(np.corrcoef(a, b)[0, 1])} for n, a, b in pools]
+    return pd.DataFrame(rows, columns=["lr", "seed", "epochs", "layer", "pearson r"]), skipped
+
+
+# ----------------------------------------------------------------------------- the correlation indicator R_p
+def top_positions(x: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the ``k`` largest |x| (ties: the lower index first)."""
+    return np.argsort(-np.abs(x), kind="stable")[:k]
+
+
+def correlation_indicator(a: dict, b: dict, masks: dict, p: float) -> float:
+    """The paper's R_p(a ⊙ m, b ⊙ m) (App. G; SPEC section 8.7) over the layers of ``masks`` (name ->
+    bool tensor; its keys are the prunable layers): Σ_l |T_p(a^l) ∩ T_p(b^l)| / (p · Σ_l N_l), N_l the
+    weights m keeps in layer l and T_p(x^l) the round(p · N_l) positions of the largest |x| among them
+    (p is relative to the remaining weights). R_p ≈ p means no correlation; 1 the same top positions."""
+    hits, total = 0, 0
+    for name, m in masks.items():
+        keep = m.flatten().bool().numpy()
+        x, y = a[name].flatten().double().numpy()[keep], b[name].flatten().double().numpy()[keep]
+        k = int(round(p * len(x)))
+        hits += len(np.intersect1d(top_positions(x, k), top_positions(y, k)))
+        total += len(x)
+    return hits / (p * total) if total else math.nan
+
+
+def nearest_omp_sparsity(df: pd.DataFrame, wanted: float) -> tuple[float | None, str]:
+    """The LT-OMP sparsity of ``df`` R_p is measured at: ``wanted`` when the grid has it, else the
+    nearest one, and a sentence saying which; (None, why) when there is no LT-OMP run."""
+    lt = registry.FAMILIES["OMP"][0]
+    have = sorted(set(df.loc[df["setting"] == lt, "target_sparsity"].round(SPARSITY_DECIMALS)))
+    if not have:
+        return None, "No LT-OMP run: R_p is not computed (it needs the one-shot mask m)."
+    used = min(have, key=lambda s: (abs(s - wanted), s))
+    if math.isclose(used, wanted, abs_tol=5e-4):
+        return used, f"R_p at sparsity {used:.3f}."
+    return used, (f"Sparsity {wanted:g} is not among the grid's OMP sparsities ({_list3(have)}): R_p is measured "
+                  f"at the nearest, {used:.3f}.")
+
+
+def _list3(xs) -> str:
+    return ", ".join(f"{x:.3f}" for x in xs)
+
+
+def _run_at(df: pd.DataFrame, setting: str, r: dict, sparsity: float | None = None) -> dict | None:
+    """The run of ``setting`` at the lr, seed and epochs of row ``r`` (and ``sparsity``), or None."""
+    m = (df["setting"] == setting) & np.isclose(df["lr"], r["lr"]) & (df["seed"] == r["seed"]) & \
+        (df["epochs"] == r["epochs"])
+    if sparsity is not None:
+        m &= np.isclose(df["target_sparsity"].round(SPARSITY_DECIMALS), sparsity)
+    hit = df[m]
+    return hit.iloc[0].to_dict() if len(hit) else None
+
+
+def _indicator_row(df: pd.DataFrame, r: dict, sparsity: float, p: float, skipped: list) -> dict | None:
+    """R_p(θ0 ⊙ m, θT ⊙ m) and R_p(θ0' ⊙ m, θT ⊙ m) of the LT-OMP run ``r``; None (and a note in
+    ``skipped``) when the dense run's θ0/θT or the mask cannot be read; θ0' NaN (noted) without RR-OMP."""
+    dense = _run_at(df, DENSE, r)
+    if dense is None:
+        skipped.append(f"`{r['run']}`: no dense run at lr {r['lr']:g}, seed {r['seed']}")
+        return None
+    (states, why), (mask, why_m) = _weights(dense["path"], ("init", "final")), _weights(r["path"], ("mask",))
+    if states is None or mask is None:
+        skipped.append(why or why_m)
+        return None
+    (t0, tT), (m,) = states, mask
+    out = {"epochs": r["epochs"], "lr": r["lr"], "seed": r["seed"], "sparsity": sparsity, "p": p,
+           "R_p(θ0⊙m, θT⊙m)": correlation_indicator(t0, tT, m, p), "R_p(θ0'⊙m, θT⊙m)": math.nan}
+    rr = _run_at(df, registry.FAMILIES["OMP"][1], r, sparsity)
+    fresh, why_rr = _weights(rr["path"], ("init",)) if rr else (None, f"no RR-OMP run at lr {r['lr']:g}, seed "
+                                                                      f"{r['seed']}: θ0' not measured")
+    if fresh is None:
+        skipped.append(why_rr)
+    else:
+        out["R_p(θ0'⊙m, θT⊙m)"] = correlation_indicator(fresh[0], tT, m, p)
+    return out
+
+
+def indicator_table(df: pd.DataFrame, sparsity: float | None, p: float = 0.1) -> tuple[pd.DataFrame, list[str]]:
+    """Per LT-OMP run of ``df`` at ``sparsity`` (``nearest_omp_sparsity``), i.e. per (epochs, lr, seed):
+    R_p(θ0 ⊙ m, θT ⊙ m) and R_p(θ0' ⊙ m, θT ⊙ m) with m its mask, θ0/θT the dense run's init.pt/final.pt
+    and θ0' ⊙ m the RR-OMP run's init.pt (the paper's Figure 6). Returns (table, skipped): runs whose
+    weight files are missing or unreadable are skipped and named, never a crash."""
+    cols = ["epochs", "lr", "seed", "sparsity", "p", "R_p(θ0⊙m, θT⊙m)", "R_p(θ0'⊙m, θT⊙m)"]
+    if sparsity is None:
+        return pd.DataFrame(columns=cols), []
+    lt = df[(df["setting"] == registry.FAMILIES["OMP"][0]) &
+            np.isclose(df["target_sparsity"].round(SPARSITY_DECIMALS), sparsity)]
+    skipped: list[str] = []
+    rows = [_indicator_row(df, r, sparsity, p, skipped) for r in lt.to_dict("records")]
+    return pd.DataFrame([r for r in rows if r is not None], columns=cols), skipped
 
 
 def main(argv=None) -> int:
@@ -430,7 +570,9 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["collect", "save_table", "expected_identity", "identity_differences", "grid_membership",
-           "current_runs", "comparable_runs", "Collected", "gather", "grid_table", "correlation_sparsity", "dense_by_lr", "premise",
-           "premise_summary", "c3_reference", "reference_summary", "lt_rr_gaps", "verdicts", "verdict_summary",
-           "length_table", "layerwise_table", "weight_correlation"]
+__all__ = ["collect", "save_table", "expected_identity", "identity_differences", "one_shot_sparsities",
+           "grid_membership", "current_runs", "comparable_runs", "Collected", "gather", "grid_table", "dense_by_lr", "premise",
+           "premise_summary", "best_dense_full_schedule", "reference_summary", "ticket_verdicts", "ticket_summary",
+           "lt_rr_gaps", "Pool", "pool_experiments", "pooled_runs", "length_table", "layerwise_table",
+           "weight_correlation", "top_positions", "correlation_indicator", "nearest_omp_sparsity",
+           "indicator_table"]

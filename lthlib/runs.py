@@ -153,6 +153,10 @@ class RunDir:
     metrics = property(lambda self: self.path / FINISHED_MARKER)
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
 
+    def kept(self, epoch: int) -> Path:
+        """The weights kept after epoch ``epoch`` (θ_t for weight rewinding), when its plan asks."""
+        return self.path / f"weights_e{epoch:03d}.pt"
+
     @property
     def name(self) -> str:
         return self.path.name
@@ -177,7 +181,7 @@ class RunDir:
             return "metrics.json lacks final_test_acc/global_sparsity"
         if not isinstance(cfg, dict) or not isinstance(cfg.get("identity"), dict):
             return "config.json lacks the run's identity"
-        sparse = cfg["identity"].get("setting") != "pretrain"
+        sparse = "mask_source" in cfg["identity"]  # a masked run promises mask.pt (dense and SDT runs do not)
         needed = [self.history] + ([self.init, self.final] + [self.mask] * sparse if weights else [])
         for f in needed:
             if not f.exists() or f.stat().st_size == 0:
@@ -195,6 +199,9 @@ class RunDir:
 
     def load_init(self) -> dict:
         return load_checkpoint(self.init, "initial weights (θ0)")
+
+    def load_kept(self, epoch: int) -> dict:
+        return load_checkpoint(self.kept(epoch), f"weights after epoch {epoch} (θ_t)")
 
     def load_mask(self) -> dict:
         return load_checkpoint(self.mask, "mask")

@@ -1,11 +1,11 @@
 """The grid scheduler (``make ... PACK=grid``): train a whole grid in packs that span its cells.
 
-Round after round, every setting of every (lr, seed) cell is asked for its runs with training
-deferred (``engine.collecting``): the runs whose dependencies are finished are collected -- all LT-IMP
-chains one round further, the RR, OMP, retrain and random runs of every cell -- and trained in the
-largest packs ``pack_size`` allows, each ticket with its own data order and learning rate. The run
-folders are the ones the notebooks would write, so the setting notebooks executed afterwards find
-their runs finished and tell the story.
+It asks the protocol for the plans of every setting of every (lr, seed) cell (``settings.grid_plans``)
+and realizes them all at once (``engine.realize``): wave after wave, every run whose dependencies are
+finished trains -- all LT-IMP chains one round further, the RR, OMP, retrain and random runs of every
+cell -- in the largest packs ``pack_size`` allows, each ticket with its own data order and learning
+rate. The run folders are the ones the notebooks would write, so the setting notebooks executed
+afterwards find their runs finished and tell the story.
 
     python -m lthlib.schedule params/demo.yaml [key=value ...] [--set 'key=value ...']
 """
@@ -15,65 +15,35 @@ import argparse
 import sys
 import time
 
-from . import engine, registry
+from . import engine, settings
 from .errors import ConfigError, LTHError
 from .params import Experiment, load, parse_sets, split_set
-
-
-def pending(base: Experiment) -> list[engine.Job]:
-    """The unfinished runs of the grid whose dependencies are finished (one per folder)."""
-    jobs: list[engine.Job] = []
-    with engine.collecting(jobs):
-        for lr in base.lrs:
-            for seed in base.seeds:
-                exp = base.replace(lr=lr, seed=seed)
-                for name in (s for s in registry.NAMES if s in base.settings):
-                    try:
-                        _run(exp, name)
-                    except engine.Deferred:
-                        pass
-    unique = {job.rd.path: job for job in jobs}
-    return list(unique.values())
-
-
-def _run(exp: Experiment, name: str) -> None:
-    from .settings import run_setting  # settings -> engine; the scheduler sits above both
-    run_setting(exp, name)
+from .plans import waves as plan_waves
 
 
 def run_grid(base: Experiment) -> int:
-    """Train every run of the grid ``base``; returns how many were trained."""
+    """Train every unfinished run of the grid ``base``; returns how many were trained."""
     if base.nproc > 1:
         raise ConfigError("PACK=grid trains in one process; nproc > 1 (torchrun) runs notebook by notebook")
-    trained, step = 0, 0
-    while jobs := pending(base):
-        step += 1
-        t0 = time.time()
-        print(f"[grid {base.name}] step {step}: {len(jobs)} runs ready "
-              f"({', '.join(sorted({j.spec.setting for j in jobs}))})", flush=True)
-        engine.train_jobs(jobs)
-        left = [j for j in jobs if not j.rd.finished()]
-        if left:
-            raise LTHError(f"{left[0].rd.path}: still unfinished after training its pack; see the output above")
-        trained += len(jobs)
-        print(f"[grid {base.name}] step {step} done: {len(jobs)} runs in {time.time() - t0:.0f}s", flush=True)
-    return trained
+    trained, clock = [], [time.time()]
+
+    def on_wave(k: int, ready: list) -> None:
+        if trained:
+            print(f"[grid {base.name}] step {k - 1} done in {time.time() - clock[0]:.0f}s", flush=True)
+        clock[0] = time.time()
+        trained.extend(ready)
+        print(f"[grid {base.name}] step {k}: {len(ready)} runs ready "
+              f"({', '.join(sorted({p.setting for p in ready}))})", flush=True)
+    engine.realize(settings.grid_plans(base), on_wave)
+    if trained:
+        print(f"[grid {base.name}] last step done in {time.time() - clock[0]:.0f}s", flush=True)
+    return len(trained)
 
 
 def waves(exp: Experiment) -> list[int]:
-    """How many runs each scheduler step trains for the grid ``exp`` (from the registry: a setting
-    starts once its dependencies have ended; a sequential setting advances one run per step)."""
-    cells = len(exp.lrs) * len(exp.seeds)
-    end: dict[str, int] = {}
-    counts: dict[int, int] = {}
-    for s in (registry.get(n) for n in registry.NAMES if n in exp.settings):
-        start = max((end[d] + 1 for d in s.depends), default=0)
-        n = s.runs_per_cell(exp)
-        steps = range(start, start + n) if s.sequential else [start]
-        for k in steps:
-            counts[k] = counts.get(k, 0) + cells * (1 if s.sequential else n)
-        end[s.name] = steps[-1] if n else start - 1
-    return [counts[k] for k in sorted(counts)]
+    """How many runs each scheduler step trains for the grid ``exp`` from scratch (from its plans: a run
+    trains in the step after the last of its dependencies)."""
+    return [len(w) for w in plan_waves(settings.grid_plans(exp))]
 
 
 def estimate_seconds(exp: Experiment, rates: dict[int, float], n_images: int) -> float:

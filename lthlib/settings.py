@@ -1,10 +1,8 @@
-"""The study's protocol (SPEC section 2), one short function per setting: pretrain, LT-IMP, RR-IMP,
-LT-OMP, RR-OMP, one-shot prune + retrain, random pruning.
-
-Each takes an ``Experiment`` and returns finished ``RunDir``s; it says which runs the setting needs --
-their start weights, mask and seeds -- and leaves the training to ``lthlib.engine`` (a finished run is
-skipped, an unfinished one resumes). A setting first obtains the runs it depends on, so ``lt_omp(exp)``
-on a fresh machine also pretrains. The settings themselves are declared in ``lthlib.registry``.
+"""The study's protocol (SPEC section 2) as plans: one function per setting of ``lthlib.registry``, from
+an experiment cell (one lr, one seed) to the runs that setting needs -- their seeds, sparsity or round,
+start point, mask source and dependencies (``lthlib.plans.RunPlan``). Nothing here trains: the engine
+realizes plans (``lthlib.engine.run_setting``), the grid scheduler asks for every cell's plans, and the
+reports count a run only when its identity is the one its plan gives.
 
 Seeds: the dense run and the LT runs start from θ0 (init seed ``seed``); RR runs from θ0' (init seed
 ``seed + rr_seed_offset``). The data order of the dense run is ``seed``; LT and RR replay it
@@ -14,156 +12,189 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
-from . import distributed as dist
 from . import registry
-from .engine import RunSpec, execute, execute_many
-from .models import load_profile
+from .data import DATASETS
+from .errors import ConfigError
+from .models import sdt_widths
 from .params import Experiment
-from .pruning import global_magnitude_mask, imp_sparsity, random_mask
-from .runs import RunDir
+from .plans import RunPlan, find
+from .pruning import imp_sparsity
+
+SDT_FACTS = ("widths", "target_params", "sd_params", "rel_error", "factor")
+_sdt_fit = functools.lru_cache(maxsize=None)(sdt_widths)  # a search per (model, sparsity, geometry): once
 
 FRESH_DATA_OFFSET = 2  # data_order fresh: data seed = seed + FRESH_DATA_OFFSET * rr_seed_offset
 
 
-def _setting(fn):
-    """With ``nproc > 1`` (and not already under torchrun) run the setting under torchrun first; the
-    call then finds its runs finished and returns them."""
-    @functools.wraps(fn)
-    def wrapper(exp: Experiment, *args, **kwargs):
-        if exp.nproc > 1 and not dist.is_distributed():
-            dist.launch(exp, fn.__name__)
-            exp = exp.replace(nproc=1)
-        return fn(exp, *args, **kwargs)
-    return wrapper
-
-
-def lt_data_seed(exp: Experiment) -> int:
+def lt_data_seed(cell: Experiment) -> int:
     """The data order of the sparse runs on θ0 (LT, one-shot retrain, random pruning)."""
-    return exp.seed if exp.data_order == "replay" else exp.seed + FRESH_DATA_OFFSET * exp.rr_seed_offset
+    return cell.seed if cell.data_order == "replay" else cell.seed + FRESH_DATA_OFFSET * cell.rr_seed_offset
 
 
-def rr_seeds(exp: Experiment) -> tuple[int, int]:
+def rr_seeds(cell: Experiment) -> tuple[int, int]:
     """(init seed, data seed) of RR runs: a fresh init on the LT runs' data order (or, with
     ``rr_changes_data``, the official behaviour, on a data order of its own)."""
-    init_seed = exp.seed + exp.rr_seed_offset
-    return init_seed, (init_seed if exp.rr_changes_data else lt_data_seed(exp))
+    init_seed = cell.seed + cell.rr_seed_offset
+    return init_seed, (init_seed if cell.rr_changes_data else lt_data_seed(cell))
 
 
-def _prunable(state: dict, profile: list[str]) -> dict:
-    return {n: state[n] for n in profile}
+# ----------------------------------------------------------------------------- one function per setting
+def rewind_epoch(cell: Experiment) -> int | None:
+    """The epoch t weight rewinding restarts from: ``rewind_epoch``, or 5% of the schedule (the paper's 8
+    of 160 on CIFAR and Tiny-ImageNet; ImageNet grids set its 5 of 90), at least 1; None when a
+    schedule of one epoch leaves nothing to rewind to (the WR settings then have no runs)."""
+    t = cell.rewind_epoch or max(1, round(0.05 * cell.epochs))
+    return t if t < cell.epochs else None
 
 
-def omp_mask(exp: Experiment, pre: RunDir, sparsity: float) -> dict:
-    """One-shot global magnitude mask of the dense model's θT."""
-    return global_magnitude_mask(_prunable(pre.load_final(), load_profile(exp.model)), sparsity, None,
-                                 exp.prune_cap)
+def pretrain(cell: Experiment) -> list[RunPlan]:
+    """Dense training from θ0 (init seed ``seed``); θ0 is kept as init.pt, θT as final.pt, and θ_t
+    (the weights after epoch t) when the grid rewinds weights. The dense run is the same whatever order
+    the sparse runs use (``data_order`` does not enter it)."""
+    dense = cell.replace(data_order="replay")
+    t = rewind_epoch(cell)
+    keep = (t,) if t is not None and {"wr_imp", "wr_omp"} & set(cell.settings) else ()
+    return [RunPlan("pretrain", dense, dense.seed, dense.seed, start="init", keep_epochs=keep)]
 
 
-@_setting
-def pretrain(exp: Experiment) -> RunDir:
-    """Dense training from θ0 (init seed ``exp.seed``); θ0 is kept as init.pt, θT as final.pt."""
-    exp = exp.replace(data_order="replay")  # the dense run is the same whatever the sparse runs' order
-    return execute(exp, "pretrain", init_seed=exp.seed, data_seed=exp.seed, start=lambda m: m.state_dict())
-
-
-@_setting
-def lt_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
+def lt_imp(cell: Experiment) -> list[RunPlan]:
     """LT-IMP: round r prunes ``imp_rate`` of the remaining weights of round r-1's *trained* weights
     (round 0 = the dense model) globally, and trains θ0 ⊙ m_r with the full recipe."""
-    pre = pretrain(exp)
-    profile, theta0 = load_profile(exp.model), pre.load_init()
-    prev, prev_mask, out = pre, None, []
-    for r in range(1, (exp.imp_rounds if rounds is None else rounds) + 1):
-        s = imp_sparsity(r, exp.imp_rate)
-
-        def mask_fn(prev=prev, prev_mask=prev_mask, s=s):
-            return global_magnitude_mask(_prunable(prev.load_final(), profile), s, prev_mask, exp.prune_cap)
-        rd = execute(exp, "lt_imp", init_seed=exp.seed, data_seed=lt_data_seed(exp), start=lambda m: theta0,
-                     mask_fn=mask_fn, sparsity=round(s, 6), round_=r,
-                     sources={"mask_source": {"kind": "imp", "from": prev.name},
-                              "weight_source": {"kind": "theta0", "from": pre.name}})
-        out.append(rd)
-        prev, prev_mask = rd, rd.load_mask()
+    (pre,) = pretrain(cell)
+    out, prev = [], pre
+    for r in range(1, cell.imp_rounds + 1):
+        prev = RunPlan("lt_imp", cell, cell.seed, lt_data_seed(cell), start="theta0", start_from=pre, mask="imp",
+                       mask_from=prev, sparsity=round(imp_sparsity(r, cell.imp_rate), 6), round=r)
+        out.append(prev)
     return out
 
 
-@_setting
-def rr_imp(exp: Experiment, rounds: int | None = None) -> list[RunDir]:
+def rr_imp(cell: Experiment) -> list[RunPlan]:
     """RR-IMP: each LT-IMP round's mask on a fresh init θ0' (seed + rr_seed_offset)."""
-    init_seed, data_seed = rr_seeds(exp)
-    specs = []
-    for lt in lt_imp(exp, rounds):
-        cfg = lt.read_config()["identity"]
-        specs.append(RunSpec("rr_imp", init_seed, data_seed, lambda m: m.state_dict(), lt.load_mask,
-                             cfg["sparsity"], cfg["round"],
-                             {"mask_source": {"kind": "lt_imp", "from": lt.name},
-                              "weight_source": {"kind": "fresh_init", "init_seed": init_seed}}))
-    return execute_many(exp, specs)
+    init_seed, data_seed = rr_seeds(cell)
+    return [RunPlan("rr_imp", cell, init_seed, data_seed, start="fresh", mask="copy", mask_from=lt,
+                    sparsity=lt.sparsity, round=lt.round) for lt in lt_imp(cell)]
 
 
-def rr(exp: Experiment, mask_from: str) -> list[RunDir]:
-    """Random re-initialization of the LT masks: ``mask_from`` 'imp' (every LT-IMP round) or 'omp'."""
-    if mask_from not in ("imp", "omp"):
-        from .errors import ConfigError
-        raise ConfigError(f"mask_from: must be 'imp' or 'omp', got {mask_from!r}")
-    return rr_imp(exp) if mask_from == "imp" else rr_omp(exp)
+def _one_shot(cell: Experiment, setting: str, start: str, mask: str) -> list[RunPlan]:
+    """Per sparsity of the grid: a mask made from the dense run's θT (``mask``: 'omp', or 'random' with
+    its per-layer densities) applied to ``start`` ('theta0', 'thetaT', or a 'fresh' θ0')."""
+    (pre,) = pretrain(cell)
+    seeds = rr_seeds(cell) if start == "fresh" else (cell.seed, lt_data_seed(cell))
+    return [RunPlan(setting, cell, *seeds, start=start, start_from=None if start == "fresh" else pre, mask=mask,
+                    mask_from=pre, sparsity=s) for s in cell.sparsities]
 
 
-def _one_shot(exp: Experiment, setting: str, start: str, mask_kind: str, sparsities=None) -> list[RunDir]:
-    """The runs of a one-shot setting: per sparsity, a mask from the dense run's θT ('omp', or 'random'
-    with its per-layer densities) applied to ``start`` ('theta0', 'thetaT' or 'fresh' θ0')."""
-    pre = pretrain(exp)
-    init_seed, data_seed = rr_seeds(exp) if start == "fresh" else (exp.seed, lt_data_seed(exp))
-    starts = {"theta0": (lambda m: pre.load_init(), {"kind": "theta0", "from": pre.name}),
-              "thetaT": (lambda m: pre.load_final(), {"kind": "thetaT", "from": pre.name}),
-              "fresh": (lambda m: m.state_dict(), {"kind": "fresh_init", "init_seed": init_seed})}
-    start_fn, wsrc = starts[start]
-    specs = []
-    for s in (exp.sparsities if sparsities is None else sparsities):
-        if mask_kind == "omp":
-            mask_fn, msrc = (lambda s=s: omp_mask(exp, pre, s)), {"kind": "omp", "from": pre.name}
-        else:
-            def mask_fn(s=s):
-                g = torch.Generator().manual_seed(exp.seed * 7919 + int(round(s * 1e6)))
-                return random_mask(omp_mask(exp, pre, s), exp.random_mode, g)
-            msrc = {"kind": f"random_{exp.random_mode}", "density_from": pre.name}
-        specs.append(RunSpec(setting, init_seed, data_seed, start_fn, mask_fn, s,
-                             sources={"mask_source": msrc, "weight_source": wsrc}))
-    return execute_many(exp, specs)
-
-
-@_setting
-def lt_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
+def lt_omp(cell: Experiment) -> list[RunPlan]:
     """LT-OMP: one-shot mask from θT, applied to θ0."""
-    return _one_shot(exp, "lt_omp", "theta0", "omp", sparsities)
+    return _one_shot(cell, "lt_omp", "theta0", "omp")
 
 
-@_setting
-def rr_omp(exp: Experiment, sparsities=None) -> list[RunDir]:
+def rr_omp(cell: Experiment) -> list[RunPlan]:
     """RR-OMP: the LT-OMP mask on a fresh init θ0'."""
-    return _one_shot(exp, "rr_omp", "fresh", "omp", sparsities)
+    return _one_shot(cell, "rr_omp", "fresh", "omp")
 
 
-@_setting
-def oneshot_retrain(exp: Experiment, sparsities=None) -> list[RunDir]:
+def oneshot_retrain(cell: Experiment) -> list[RunPlan]:
     """One-shot prune θT and retrain θT ⊙ m with the full recipe from the initial LR (LR rewinding)."""
-    return _one_shot(exp, "oneshot_retrain", "thetaT", "omp", sparsities)
+    return _one_shot(cell, "oneshot_retrain", "thetaT", "omp")
 
 
-@_setting
-def random_prune(exp: Experiment, sparsities=None) -> list[RunDir]:
+def random_prune(cell: Experiment) -> list[RunPlan]:
     """Random mask with the LT-OMP mask's per-layer density (``random_mode: layerwise``) or uniform over
     the prunable pool (``global``), applied to θ0."""
-    return _one_shot(exp, "random_prune", "theta0", "random", sparsities)
+    return _one_shot(cell, "random_prune", "theta0", "random")
 
 
-def run_setting(exp: Experiment, setting: str) -> list[RunDir]:
-    """Run the setting named ``setting`` (see ``lthlib.registry``); always a list of runs."""
-    out = globals()[registry.get(setting).name](exp)
-    return out if isinstance(out, list) else [out]
+def sdt_sparsities(cell: Experiment) -> list[float]:
+    """The sparsities a small-dense network is matched to: every IMP round's, then each one-shot sparsity
+    that is not already one of them (to 3 decimals, as the reports group them)."""
+    imp = [round(imp_sparsity(r, cell.imp_rate), 6) for r in range(1, cell.imp_rounds + 1)]
+    return imp + [s for s in cell.sparsities if all(abs(s - t) >= 5e-4 for t in imp)]
 
 
-__all__ = ["pretrain", "lt_imp", "rr_imp", "rr", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune",
-           "run_setting", "omp_mask", "lt_data_seed", "rr_seeds"]
+def sdt(cell: Experiment) -> list[RunPlan]:
+    """SDT: per sparsity s, a dense network of the same architecture and depth with reduced widths whose
+    parameter count is the closest to the subnetwork's non-zero count at s (``models.sdt_widths``),
+    from its own fresh init (the model's initializer, init seed ``seed``), full recipe, trained on the LT
+    runs' data order (so LT - SDT is paired). Its widths and both counts go to metrics.json."""
+    data = DATASETS[cell.dataset]
+    out = []
+    for s in sdt_sparsities(cell):
+        fit = _sdt_fit(cell.model, s, data.channels, data.classes, data.size)
+        out.append(RunPlan("sdt", cell, cell.seed, lt_data_seed(cell), start="init", sparsity=s,
+                           widths=tuple(fit["widths"]), facts={"sdt": {k: fit[k] for k in SDT_FACTS}}))
+    return out
+
+
+def _rewound(cell: Experiment, setting: str, masks: list[RunPlan], mask: str) -> list[RunPlan]:
+    """Weight rewinding: θ_t ⊙ m for each mask source, trained the remaining T - t epochs, continuing the
+    dense run's LR schedule and data order from epoch t."""
+    (pre,) = pretrain(cell)
+    t = rewind_epoch(cell)
+    if t is None:
+        return []
+    return [RunPlan(setting, cell, cell.seed, pre.data_seed, start="theta_t", start_from=pre, mask=mask,
+                    mask_from=m if mask == "copy" else pre, sparsity=p.sparsity, round=p.round,
+                    params={"rewind_epoch": t}, first_epoch=t) for m, p in masks]
+
+
+def wr_imp(cell: Experiment) -> list[RunPlan]:
+    """WR-IMP (paper App. B): each LT-IMP round's mask m_I on θ_t, the dense run's weights after epoch t."""
+    return _rewound(cell, "wr_imp", [(lt, lt) for lt in lt_imp(cell)], "copy")
+
+
+def wr_omp(cell: Experiment) -> list[RunPlan]:
+    """WR-OMP: the one-shot mask m_O of the dense run's θT on θ_t."""
+    return _rewound(cell, "wr_omp", [(None, lt) for lt in lt_omp(cell)], "omp")
+
+
+# ----------------------------------------------------------------------------- plans of a cell, of a grid
+def plan(cell: Experiment, setting: str) -> list[RunPlan]:
+    """The runs setting ``setting`` needs in cell ``cell`` (its own runs; their ``needs`` link to the
+    runs of the settings it depends on)."""
+    return globals()[registry.get(setting).name](cell)
+
+
+def cells(exp: Experiment) -> list[Experiment]:
+    """Every (lr, seed) cell of the grid ``exp``."""
+    return [exp.replace(lr=lr, seed=seed) for lr in exp.lrs for seed in exp.seeds]
+
+
+def grid_plans(exp: Experiment) -> list[RunPlan]:
+    """Every run of the grid: each setting it lists, in every cell."""
+    return [p for cell in cells(exp) for name in registry.NAMES if name in exp.settings for p in plan(cell, name)]
+
+
+def depends(cell: Experiment, setting: str) -> list[str]:
+    """The settings whose runs ``setting`` needs finished first, in registry order."""
+    needed = {q.setting for p in plan(cell, setting) for q in p.needs if q.setting != setting}
+    return [s for s in registry.NAMES if s in needed]
+
+
+def sequential(cell: Experiment, setting: str) -> bool:
+    """Whether the setting's runs form a chain (one needs another of the same setting finished)."""
+    return any(q.setting == setting for p in plan(cell, setting) for q in p.needs)
+
+
+def plan_for(cell: Experiment, setting: str, round_: int | None = None, sparsity: float | None = None):
+    """The plan of ``setting`` in ``cell`` at IMP round ``round_`` or one-shot ``sparsity`` (the cell is
+    widened to hold it; neither ``imp_rounds`` nor ``sparsities`` enters a run's identity); None when
+    the setting has no such run."""
+    if setting not in registry.BY_NAME:
+        return None
+    wide = cell.replace(imp_rounds=max(cell.imp_rounds, round_ or 0),
+                        sparsities=[sparsity] if sparsity is not None and round_ is None else cell.sparsities)
+    return find(plan(wide, setting), round_, sparsity)
+
+
+def check_mask_from(mask_from: str, kind: str = "rr") -> str:
+    """The setting of a notebook's ``mask_from`` ('imp' or 'omp'): ``rr_imp`` ... (``kind`` rr or wr)."""
+    if mask_from not in ("imp", "omp"):
+        raise ConfigError(f"mask_from: must be 'imp' or 'omp', got {mask_from!r}")
+    return f"{kind}_{mask_from}"
+
+
+__all__ = ["pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune", "sdt", "wr_imp",
+           "wr_omp", "rewind_epoch", "sdt_sparsities", "plan", "cells",
+           "grid_plans", "depends", "sequential", "plan_for", "lt_data_seed", "rr_seeds", "check_mask_from"]

@@ -18,8 +18,8 @@ def main(argv=None) -> int:
     if len(argv) != 2:
         print("usage: torchrun --nproc_per_node N -m lthlib.torchrun SETTING EXPERIMENT_JSON", file=sys.stderr)
         return 2
+    from .engine import run_setting
     from .params import load
-    from .settings import run_setting
     dist.init_from_env()
     try:
         exp = load(None, json.loads(argv[1]))

@@ -1,8 +1,11 @@
-"""The training loop: SGD with a per-iteration LR schedule, masked steps, evaluation, per-epoch
-checkpoints that resume bit-for-bit, and one progress line per epoch with ETA.
+"""The training loop: SGD with a per-iteration LR schedule, masked steps, evaluation, and epoch hooks.
 
 ``train`` is the same loop for one model, a packed group of tickets (``model.n_tickets``) and a DDP
-rank group; its steps are ``_resume``, ``_train_epoch``, ``_record`` and ``_checkpoint``."""
+rank group: ``_resume``, then per epoch ``_train_epoch`` and ``_record``, then every hook. Hooks are
+callables ``hook(state)`` run after each epoch (``_State.epoch`` epochs done): ``Progress`` prints one
+line with rate and ETA, ``Checkpoint`` writes the state a run resumes from bit-for-bit, and the engine
+adds its own (e.g. keeping the weights after epoch t for weight rewinding). One step body
+(``Step.body``) serves the eager, packed and captured paths; one update rule (``lthlib.sgd.SGD``)."""
 from __future__ import annotations
 
 import math
@@ -17,40 +20,17 @@ from tqdm import tqdm
 
 
 from . import distributed as dist
-from .capture import CapturedStep, sgd_direction
+from .capture import CapturedStep
 from .params import Recipe
 from .pruning import MaskEnforcer, Mask
 from .runs import RunDir, atomic_torch_save, load_checkpoint
+from .sgd import SGD
 
 
-class TicketSGD(torch.optim.Optimizer):
-    """SGD (momentum, weight decay, Nesterov as torch.optim.SGD) with a learning rate per ticket of a
-    packed model: every packed tensor's first dimension is ticket-major, so ticket t's elements step by
-    ``group lr x ticket_lrs[t]``. The group lr is the schedule's factor (base 1.0), so one LambdaLR
-    drives every ticket's own schedule. Steps are multi-tensor (foreach) ops, a few launches per step."""
-
-    def __init__(self, groups, ticket_lrs: list[float], momentum: float, nesterov: bool):
-        super().__init__(groups, dict(lr=1.0, momentum=momentum, nesterov=nesterov, weight_decay=0.0))
-        lrs = torch.tensor(ticket_lrs, dtype=torch.float32)
-        self.scales = {p: lrs.to(p.device).repeat_interleave(p.shape[0] // len(lrs))
-                       .view(-1, *[1] * (p.dim() - 1)).expand_as(p).contiguous()
-                       for g in self.param_groups for p in g["params"]}
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for g in self.param_groups:
-            params, d = sgd_direction(self, g)
-            if params:
-                torch._foreach_addcmul_(params, [self.scales[p] for p in params], d, value=-g["lr"])
-
-
-def make_optimizer(model: nn.Module, r: Recipe, ticket_lrs: list[float] | None = None) -> torch.optim.Optimizer:
-    """SGD over ``model``; with ``ticket_lrs`` that differ (a pack spanning learning rates), TicketSGD."""
-    groups = _param_groups(model, r)
-    if ticket_lrs and len(set(ticket_lrs)) > 1:
-        return TicketSGD(groups, ticket_lrs, r.momentum, r.nesterov)
-    return torch.optim.SGD(groups, lr=ticket_lrs[0] if ticket_lrs else r.lr, momentum=r.momentum,
-                           nesterov=r.nesterov)
+def make_optimizer(model: nn.Module, r: Recipe, ticket_lrs: list[float] | None = None) -> SGD:
+    """The one update rule (``lthlib.sgd.SGD``) over ``model``: each ticket at its own lr when
+    ``ticket_lrs`` differ (a pack spanning learning rates), else at ``ticket_lrs[0]`` (or ``r.lr``)."""
+    return SGD(_param_groups(model, r), r.lr, r.momentum, r.nesterov, ticket_lrs)
 
 
 def _param_groups(model: nn.Module, r: Recipe) -> list[dict]:
@@ -149,7 +129,7 @@ class _State:
 
 def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, recipe: Recipe,
           device: torch.device, run: RunDir | None = None, desc: str = "train", tag=None,
-          ticket_lrs: list[float] | None = None, cuda_graph: bool = False):
+          ticket_lrs: list[float] | None = None, cuda_graph: bool = False, hooks=None, first_epoch: int = 0):
     """Train ``model`` (already on ``device``, already masked) and return the per-epoch history: a list
     of rows, or for a packed model (``model.n_tickets``) one such list per ticket.
 
@@ -157,32 +137,35 @@ def train(model: nn.Module, mask: Mask | None, train_batches, test_batches, reci
     ``tag`` matches, e.g. the members of a pack); the batches of epoch e depend only on (data seed, e),
     so the resumed run ends with the same weights. ``ticket_lrs``: each ticket's base learning rate
     (a pack spanning learning rates); default ``recipe.lr`` for all. ``cuda_graph``: full batches
-    replay one captured step (``lthlib.capture``; on a CPU the same step body runs eagerly).
+    replay one captured step (``lthlib.capture``; on a CPU the same step body runs eagerly). ``hooks``:
+    more callables ``hook(state)`` run after every epoch, after progress and checkpoint. ``first_epoch``:
+    train only epochs first_epoch..epochs-1 of the schedule -- the LR where the schedule is at that epoch,
+    the batches of those epochs (weight rewinding continues a dense run from epoch t).
     """
     r = recipe
     base = getattr(model, "module", model)  # under DDP: the wrapped model (names, state_dict)
     opt = make_optimizer(model, r, ticket_lrs)
-    st = _State(model, base, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, len(train_batches))),
+    factor, skip = lr_factor(r, len(train_batches)), first_epoch * len(train_batches)
+    st = _State(model, base, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda it: factor(it + skip)),
                 getattr(base, "n_tickets", 0))
-    st.histories = [[] for _ in range(max(1, st.n_tickets))]
+    st.histories, st.epoch = [[] for _ in range(max(1, st.n_tickets))], first_epoch
     _resume(st, run, tag, desc, r.epochs)
-    step = _Step(model, MaskEnforcer(base, mask), opt, st.sched, r, device)
+    step = Step(model, MaskEnforcer(base, mask), opt, st.sched, r, device)
     if cuda_graph:
         step = CapturedStep(step, r.batch_size, capture=device.type == "cuda")
-    t_run, start = time.time(), st.epoch
-    for epoch in range(start, r.epochs):
+    every = [Progress(desc, r.epochs, st.epoch)] + ([Checkpoint(run, tag, r.epochs)] if run is not None else [])
+    every += list(hooks or [])
+    for epoch in range(st.epoch, r.epochs):
         t0 = time.time()
-        lr_now = [opt.param_groups[0]["lr"] * b for b in ticket_lrs] if isinstance(opt, TicketSGD) else None
-        lr_now = lr_now or [opt.param_groups[0]["lr"]] * len(st.histories)
+        lr_now = opt.group_lrs(ticket_lrs, len(st.histories))
         train_loss, train_acc, seen = _train_epoch(step, train_batches, epoch)
         train_time = time.time() - t0
         evaluated = (epoch + 1) % r.eval_every == 0 or epoch + 1 == r.epochs
         test_loss, test_acc = (evaluate(model, test_batches, device, r.amp) if evaluated
                                else (_nan(st.n_tickets), _nan(st.n_tickets)))
         _record(st, epoch, lr_now, train_loss, train_acc, test_loss, test_acc, train_time, t0, seen)
-        _log_epoch(st, desc, r.epochs, start, time.time() - t_run)
-        if run is not None and epoch + 1 < r.epochs and dist.is_main():
-            _checkpoint(st, run, tag)
+        for hook in every:
+            hook(st)
     return st.histories if st.n_tickets else st.histories[0]
 
 
@@ -205,14 +188,24 @@ def _resume(st: _State, run: RunDir | None, tag, desc: str, epochs: int) -> None
     print(f"[{desc}] resuming after epoch {st.epoch}/{epochs} from {run.checkpoint}", flush=True)
 
 
-def _checkpoint(st: _State, run: RunDir, tag) -> None:
-    atomic_torch_save({"epoch": st.epoch, "model": st.base.state_dict(), "optimizer": st.opt.state_dict(),
-                       "scheduler": st.sched.state_dict(), "tag": tag,
-                       "history": st.histories if st.n_tickets else st.histories[0]}, run.checkpoint)
+class Checkpoint:
+    """Hook: after every epoch but the last, the state a run resumes from (model, optimizer, scheduler,
+    history) as ``run.checkpoint``, tagged (a pack's member names); rank 0 writes it."""
+
+    def __init__(self, run: RunDir, tag, epochs: int):
+        self.run, self.tag, self.epochs = run, tag, epochs
+
+    def __call__(self, st: "_State") -> None:
+        if st.epoch >= self.epochs or not dist.is_main():
+            return
+        atomic_torch_save({"epoch": st.epoch, "model": st.base.state_dict(), "optimizer": st.opt.state_dict(),
+                           "scheduler": st.sched.state_dict(), "tag": self.tag,
+                           "history": st.histories if st.n_tickets else st.histories[0]}, self.run.checkpoint)
 
 
-class _Step:
-    """One masked SGD step on a batch: per-ticket losses summed, gradients and weights masked."""
+class Step:
+    """One masked SGD step on a batch: per-ticket losses summed, gradients and weights masked. ``body``
+    is the step every path runs (eager here; captured by ``lthlib.capture.CapturedStep``)."""
 
     def __init__(self, model, enforcer: MaskEnforcer, opt, sched, r: Recipe, device):
         self.model, self.enforcer, self.opt, self.sched, self.r, self.device = model, enforcer, opt, sched, r, device
@@ -232,20 +225,26 @@ class _Step:
         out = _ticket_logits(self.model(x))
         return out, _ticket_losses(out.float(), y, r.label_smoothing)
 
-    def __call__(self, x, y):
+    def body(self, x, y):
+        """Forward, per-ticket losses, backward, gradient masks, the SGD update, weight masks; returns
+        detached (logits, losses), so the autograd graph is freed now, not at the next step."""
         with self.autocast():
             out, losses = self.losses(x, y)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(losses.sum()).backward()
         self.enforcer.mask_grads()
-        self.scaler.step(self.opt)
+        self.scaler.step(self.opt)  # opt.step() unless fp16 found an overflow
         self.scaler.update()
         self.enforcer.mask_weights()
+        return out.detach(), losses.detach()
+
+    def __call__(self, x, y):
+        out = self.body(x, y)
         self.sched.step()
-        return out.detach(), losses.detach()  # the autograd graph is freed now, not at the next step
+        return out
 
 
-def _train_epoch(step: _Step, batches, epoch: int):
+def _train_epoch(step: Step, batches, epoch: int):
     """One epoch: (per-ticket mean loss, accuracy in %, images seen), summed over ranks."""
     step.model.train()
     if hasattr(batches, "set_epoch"):
@@ -273,15 +272,25 @@ def _record(st: _State, epoch, lr_now, train_loss, train_acc, test_loss, test_ac
     st.epoch = epoch + 1
 
 
-def _log_epoch(st: _State, desc: str, epochs: int, start: int, elapsed: float) -> None:
-    """The one progress mechanism, interactive or headless: a line per epoch with rate and ETA."""
-    if not dist.is_main():
-        return
-    row = st.histories[0][-1]
-    accs = [h[-1]["test_acc"] for h in st.histories]
-    tests = " ".join(f"{a:.2f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
-    what = (f"{len(accs)} tickets, test {tests}%" if st.n_tickets else
-            f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% test {row['test_acc']:.2f}%")
-    eta = tqdm.format_interval(elapsed / (st.epoch - start) * (epochs - st.epoch))
-    print(f"[{desc}] epoch {st.epoch}/{epochs} lr {row['lr']:.4g} {what} | "
-          f"{row['images_per_s'] * max(1, st.n_tickets):.0f} img/s, ETA {eta}", file=sys.stdout, flush=True)
+class Progress:
+    """Hook: the one progress mechanism, interactive or headless: a line per epoch with what was measured
+    (the test accuracy only on epochs that evaluated), the rate and the ETA."""
+
+    def __init__(self, desc: str, epochs: int, start: int):
+        self.desc, self.epochs, self.start, self.t0 = desc, epochs, start, time.time()
+
+    def __call__(self, st: "_State") -> None:
+        if not dist.is_main():
+            return
+        row = st.histories[0][-1]
+        accs = [h[-1]["test_acc"] for h in st.histories]
+        tested = not math.isnan(accs[0])
+        if st.n_tickets:
+            tests = " ".join(f"{a:.2f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
+            what = f"{len(accs)} tickets" + (f", test {tests}%" if tested else "")
+        else:
+            what = f"loss {row['train_loss']:.4f} train {row['train_acc']:.2f}%" + (
+                f" test {row['test_acc']:.2f}%" if tested else "")
+        eta = tqdm.format_interval((time.time() - self.t0) / (st.epoch - self.start) * (self.epochs - st.epoch))
+        print(f"[{self.desc}] epoch {st.epoch}/{self.epochs} lr {row['lr']:.4g} {what} | "
+              f"{row['images_per_s'] * max(1, st.n_tickets):.0f} img/s, ETA {eta}", file=sys.stdout, flush=True)

@@ -14,52 +14,209 @@
 # %% [markdown]
 # # Does the winning ticket win the jackpot? — analysis
 #
-# Reads the run folders of one grid (it never trains) and compares lottery tickets (LT: the pruned
-# mask on the original init θ0) with random re-initializations (RR: the same mask on a fresh init),
-# following Ma et al., NeurIPS 2021. All accuracies are **final-epoch** test accuracies.
+# Reads the run folders of one grid (it never trains) and judges its lottery tickets by the rules of
+# Ma et al., NeurIPS 2021 ("Sanity Checks for Lottery Tickets"). All accuracies are **final-epoch**
+# test accuracies, means over seeds.
 #
-# Only runs whose identity is the one the grid's *current* parameters give are counted; any other
-# finished run of the grid is listed below as not counted, with the fields that differ.
+# **Terms.** A *dense* model is the unpruned network trained from its init θ0 (*pretraining*). A mask
+# m keeps the largest-magnitude weights of the trained dense model θT at sparsity s (the fraction of
+# prunable weights removed): found in one shot (*OMP*) or by iterative pruning, 20% of what remains per
+# round (*IMP*). A *lottery ticket* (LT) trains θ0 ⊙ m; its *random re-initialization* (RR) trains the
+# same mask on a fresh init θ0' ⊙ m; *SDT* is a small dense network of the same depth and parameter
+# count; *WR* (weight rewinding) starts from the dense weights after a few epochs instead of θ0. A
+# *ticket* is one (family IMP/OMP, sparsity, learning rate), and the paper asks five conditions of it:
+# ① a non-trivial sparsity (≥ 0.6) and a full training schedule, ② SDT is clearly worse, ③ LT is
+# clearly better than RR trained at *any* lr, ④ LT is similar to (or above) the dense model at the same
+# lr, ⑤ LT is similar to (or above) the *best dense model*, trained with the best lr and the full
+# schedule. A **Jackpot** ticket meets ①–⑤; a **secondary prize** ticket meets ①–④ but not ⑤; otherwise
+# it is **none**. A condition whose inputs are missing is **not evaluated** (never counted as failed), and
+# so is a class that depends on it. A ticket is **at the boundary** when a deciding gap lies within its
+# seed noise of the threshold. The tickets meeting ① are the *candidates*; "a network has a secondary
+# prize ticket" is a claim over all of them, so it comes with their number and the count that survives
+# *Holm's correction* for that many comparisons. Only runs whose identity is the one the grid's
+# *current* parameters give are counted.
 
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid to analyse
-tol = 0.0  # tolerance (accuracy points) of the matching conditions C1 and C3
-alpha = 0.05  # significance level of the one-sided paired tests (LT beats RR / RR beats LT)
-overrides = {}  # any other key of the params schema (make passes SET= and out_root here)
+similar = None  # ④ ⑤ similar: the drop (points) allowed below the dense model; None: the paper's for the dataset
+clear_gap = None  # ③ clear gap (points) LT must beat the best RR by; None: the paper's 0.5
+sdt_gap = None  # ② the gap (points) LT must beat SDT by; None: the clear gap (the paper gives no number)
+nontrivial = 0.6  # ① the smallest non-trivial sparsity
+alpha = 0.05  # 1 - the confidence of every interval; Holm's correction at this level
+pool_grids = None  # grid names pooled for the training-length axis and the best dense model; None: every grid found
+params_dir = "params"  # where the pooled grids' params files are (each pooled grid counts its runs by its own)
+rp_sparsity = 0.832  # the sparsity R_p is measured at (the nearest OMP sparsity of the grid when absent)
+rp_p = 0.1  # R_p's top fraction p of the remaining weights
+overrides = {}  # any other key of the params schema as a mapping (make passes SET and out_root here)
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 import lthlib
+from lthlib import layout
 from lthlib import plots as P
 from lthlib import report
 from lthlib import results as R
-from lthlib import stats
-from lthlib.runs import project_path
+from lthlib import verdicts as V
 
 exp = lthlib.load(params_file, overrides)
 runs = R.gather(exp)
-grid_dir = project_path(exp.out_root) / exp.name
-figures = grid_dir / "reports" / "figures"
-R.save_table(R.grid_table(runs), grid_dir / "results.csv")
-R.save_table(runs.everything, project_path(exp.out_root) / "results.csv")
-s_corr = R.correlation_sparsity(exp)
-wc = R.weight_correlation(runs.counted, s_corr)
+figures = layout.figures_dir(exp.out_root, exp.name)
+R.save_table(R.grid_table(runs), layout.grid_results(exp.out_root, exp.name))
+R.save_table(runs.everything, layout.all_results(exp.out_root))
+pool_exps, pool_notes = R.pool_experiments(exp, pool_grids, overrides, params_dir)
+pool = R.pooled_runs(runs.everything, exp, pool_exps)
+reference = R.best_dense_full_schedule(pool.runs, exp)
+thr = V.thresholds(exp.dataset, similar, clear_gap, sdt_gap)
+v = R.ticket_verdicts(runs.counted, reference, exp, similar, clear_gap, sdt_gap, nontrivial, alpha)
+R.save_table(v, layout.verdicts_csv(exp.out_root, exp.name))
+t3 = R.ticket_summary(v, runs.counted, alpha)
+wc, wc_skipped = R.weight_correlation(runs.counted)
 dense = R.dense_by_lr(runs.counted, wc)
 premise = R.premise(dense)
 
 # %% [markdown]
+# ## What this report found
+
+# %%
+display(Markdown(report.headline(exp, v, t3, R.premise_summary(premise), runs.counted)))
+display(Markdown(report.files_markdown()))
+
+# %% [markdown]
 # ## Premise check
 # The paper's comparison presumes that the **largest learning rate gives the better dense model**;
-# its claim is that LT beats RR only at the small one. The premise *holds* only when the large lr's
+# its claim is that tickets appear only at small ones. The premise *holds* only when the large lr's
 # dense accuracy exceeds the next best by more than the seed spread (the larger of the two seed
-# standard deviations). Where it fails, the LT-vs-RR comparison below is not the paper's comparison.
-# The last column of the table is the Pearson correlation of θ0 and θT over the prunable weights
-# (ours), per lr.
+# standard deviations). Where it fails, the comparisons below are not the paper's. The last column is
+# the Pearson correlation of θ0 and θT over the prunable weights (ours), per lr.
 
 # %%
 display(Markdown(report.bullets(R.premise_summary(premise))))
-display(dense.round(3))
+display(report.table(dense, ["epochs", "lr", "mean", "std", "n", "θ0-θT pearson r"],
+                     {"mean": "dense accuracy (%)", "std": "seed std", "n": "seeds"}))
+
+# %% [markdown]
+# ## Accuracy vs learning rate (the paper's Figure 3)
+# Per sparsity, the final test accuracy of every setting against the learning rate (log axis), mean
+# over seeds with a ±1 std band: the dense model (pretraining), LT and RR of both mask families, SDT and
+# weight rewinding where the grid runs them. The dash-dotted line is the best dense model and the
+# shaded band under it is "similar" (④ ⑤): a ticket inside or above the band matches it. A ticket's
+# line above both RR lines by the clear gap meets ③. Sparsities shown: the grid's OMP sparsities (at
+# most six).
+
+# %%
+display(Markdown(R.reference_summary(reference, exp)))
+fig = P.plot_accuracy_vs_lr(runs.counted, P.lr_panel_sparsities(runs.counted, exp.sparsities), reference,
+                            thr["similar"])
+P.publish(fig, figures, "accuracy_vs_lr", "No sparse run finished yet.")
+
+# %% [markdown]
+# ## Accuracy vs sparsity
+# Per learning rate, every setting against the share of prunable weights kept (log axis), mean over
+# seeds with a ±1 std band. Solid black line: the dense model at the same learning rate. Dash-dotted:
+# the best dense model of the full schedule (looked up in the pooled grids; when none exists the
+# panel says so instead of drawing a shorter-schedule stand-in).
+
+# %%
+P.publish(P.plot_accuracy_vs_sparsity(runs.counted, reference), figures, "accuracy_vs_sparsity")
+
+# %% [markdown]
+# ## Ticket verdicts by the paper's definition
+# One row per ticket. Each condition reads: the gap, its 95% confidence interval and n, the threshold,
+# whether it holds, and what the statistics say at this n ("LT beats RR" only when the interval lies
+# above 0; "not resolved at n" otherwise) and where the interval lies against the threshold. The
+# thresholds, and our readings of the paper's rules:
+
+# %%
+display(Markdown(report.thresholds_markdown(thr, nontrivial, alpha, exp.full_epochs or exp.epochs)))
+display(Markdown(report.bullets(report.READINGS)))
+display(Markdown(R.reference_summary(reference, exp)))
+display(report.table(report.verdict_view(v)) if len(v) else Markdown("No lottery-ticket run finished yet."))
+display(HTML(report.details("The same verdicts as sentences", V.verdict_lines(v))))
+
+# %% [markdown]
+# ## Per network, in the form of the paper's Table 3
+# Ours beside the paper's entry. "Candidate tickets" are those meeting ①; each "exists" answer gives
+# how many candidates qualify by the means and how many stay supported after Holm's correction over
+# all candidates (every condition's interval on the class's side of its threshold). "Prefers small
+# LR?" compares the largest lr with the smaller lr whose tickets reach the best class (by their
+# accuracy when the classes tie), "prefers IMP?" IMP with OMP at matched tickets.
+
+# %%
+display(report.table(report.table3_view(t3)) if len(t3) else Markdown("No ticket verdicts yet."))
+
+# %% [markdown]
+# ## LT − RR at the same learning rate
+# The paired gap of each ticket over its RR at the same lr and sparsity, means and gap over the seeds
+# both have (n), with the 95% interval and its words.
+
+# %%
+gaps = R.lt_rr_gaps(runs.counted, alpha)
+display(report.table(gaps, ["lr", "family", "sparsity", "LT mean", "RR mean", "gap", "CI low", "CI high", "n",
+                            "result", "note"]) if len(gaps) else Markdown("No LT/RR pair finished yet."))
+
+# %% [markdown]
+# ## LT − RR against training length
+# The recipe variable the paper fixes (160 epochs on CIFAR). The pooled grids are those of
+# `pool_grids` (by default every grid found under this output root with a params file in
+# `params_dir`); of each, only
+# the runs it counts under its own current parameters and with this grid's recipe except the learning
+# rate, the number of epochs and the data order. The table lists exactly what was pooled. One panel per
+# family and lr, one line per sparsity; bars are the paired confidence intervals.
+
+# %%
+display(report.table(pool.grids))
+display(Markdown(report.bullets(pool_notes)))
+lengths = R.length_table(pool.runs, alpha)
+P.publish(P.plot_gap_vs_epochs(lengths, exp.data_order), figures, "gap_vs_epochs",
+          "No LT/RR pair finished in the pooled grids yet.")
+
+# %% [markdown]
+# ## Data order: replay vs fresh
+# Under `replay` (the official behaviour) an LT run retraces the dense run's data order while RR
+# differs only in its init, so part of an LT advantage can come from that replay. Under `fresh`, LT
+# and RR share a data order the dense run did not use. Both are shown side by side at every training
+# length where pooled runs of both exist.
+
+# %%
+display(Markdown(f"This grid uses data order `{exp.data_order}`."))
+P.publish(P.plot_data_order(lengths), figures, "data_order",
+          "No pooled grid of this recipe with both data orders at one training length yet.")
+
+# %% [markdown]
+# ## The correlation indicator R_p (the paper's Figure 6)
+# R_p(θ, θ') = Σ_l |T_p(θ^l) ∩ T_p(θ'^l)| / (p · Σ_l N_l), with T_p the positions of the top p·100% of
+# the remaining weights of layer l by magnitude and N_l their number. It measures how much the largest
+# weights of the trained dense model θT sit where the init has its largest weights, inside the LT-OMP
+# mask m: R_p(θ0 ⊙ m, θT ⊙ m) for the ticket's own init, R_p(θ0' ⊙ m, θT ⊙ m) for RR's. R_p = p
+# (dotted) is no correlation. θ0 and θT are the dense run's files, m the LT-OMP mask, θ0' ⊙ m the RR-OMP
+# run's start; runs copied back without their weight files are skipped and listed.
+
+# %%
+rp_used, rp_note = R.nearest_omp_sparsity(runs.counted, rp_sparsity)
+rp, rp_skipped = R.indicator_table(runs.counted, rp_used, rp_p)
+display(Markdown(rp_note + (" Skipped: " + "; ".join(rp_skipped) if rp_skipped else "")))
+P.publish(P.plot_correlation_indicator(rp), figures, "correlation_indicator", "No R_p measured.")
+
+# %% [markdown]
+# ## Layerwise sparsity of the masks
+# Per prunable tensor: IMP vs OMP vs random masks at the grid's highest OMP sparsities (first lr and
+# seed of the grid). The x axis is the model's pruning profile; the dashed line is the global sparsity.
+
+# %%
+table = R.layerwise_table(runs.counted, exp.lrs[0], exp.seeds[0], sorted(exp.sparsities)[-3:])
+P.publish(P.plot_layerwise(table, f"{exp.model}, lr {exp.lrs[0]:g}, seed {exp.seeds[0]}, random masks: "
+                                  f"{exp.random_mode}"), figures, "layerwise_sparsity", "No masks to compare yet.")
+
+# %% [markdown]
+# ## Initial vs trained weights (ours)
+# For each dense run: the Pearson correlation of θ0 and θT per prunable layer and over all of them
+# (a metric of ours, beside the paper's R_p above).
+
+# %%
+display(Markdown("Skipped (weights not readable): " + "; ".join(wc_skipped) if wc_skipped else
+                 "No dense run was skipped."))
+P.publish(P.plot_weight_correlation(wc), figures, "init_vs_trained", "No dense weights to compare.")
 
 # %% [markdown]
 # ## Scale and environment
@@ -73,97 +230,12 @@ display(Markdown(report.scale_markdown(exp, runs.counted)))
 # rather than failing the report.
 
 # %%
-display(report.completeness(exp, runs.counted, runs.unfinished, runs.not_counted))
+display(report.table(report.completeness(exp, runs.counted, runs.unfinished, runs.not_counted)))
 display(Markdown(report.not_counted_markdown(runs.not_counted)))
 display(Markdown(report.bullets(runs.unfinished) or "No unfinished run."))
-
-# %% [markdown]
-# ## Accuracy vs sparsity
-# Mean final test accuracy over seeds with a ±1 std band. Solid black line: the dense model at the
-# same learning rate. Dash-dotted line: C3's reference, the best-lr dense model trained with the full
-# schedule (looked up in every grid of this output root; when none exists the panel says so instead
-# of drawing a shorter-schedule stand-in).
-
-# %%
-reference = R.c3_reference(runs.everything, exp)
-display(Markdown(R.reference_summary(reference, exp)))
-fig = P.plot_accuracy_vs_sparsity(runs.counted, reference)
-P.save_figure(fig, figures, "accuracy_vs_sparsity")
-P.plt.show()
-
-# %% [markdown]
-# ## Winning-ticket verdicts
-
-# %%
-display(Markdown(
-    f"Per sparsity: **C1** LT ≥ dense at the same lr − tol; **C2** LT beats RR (one-sided paired t-test "
-    f"over the seeds both have, p < alpha); **C3** LT ≥ C3's reference − tol. A ticket *wins* when all "
-    f"three hold. Here tol = {tol:g} points and alpha = {alpha:g}; the paper's exact tolerances are not "
-    f"available to us. Each LT−RR gap comes with its paired {stats.CONFIDENCE:.0%} confidence interval and "
-    f"n; a result is worded *LT beats RR*, *RR beats LT* or *not resolved at n*, and *underpowered* "
-    f"below {stats.UNDERPOWERED_BELOW} paired seeds. The last column says how many seeds a CI half-width "
-    f"of 0.5 points would need at the observed spread."))
-v = R.verdicts(runs.counted, reference, tol=tol, alpha=alpha)
-display(Markdown(report.bullets(R.verdict_summary(v))))
-R.save_table(v, grid_dir / "reports" / "verdicts.csv")
-display(v.round(3))
-
-# %% [markdown]
-# ## LT − RR against training length
-# The recipe variable the paper fixes (160 epochs on CIFAR): every grid under this output root with
-# this grid's recipe except the learning rate, the number of epochs and the data order is pooled.
-# One panel per family and lr, one line per sparsity; bars are the paired confidence intervals of the
-# verdicts above (none where fewer than 2 seeds pair).
-
-# %%
-lengths = R.length_table(runs.everything, exp, alpha)
-display(Markdown(f"Training lengths found: {sorted(set(lengths['epochs']))} epochs "
-                 f"(this grid: {exp.epochs}; data order shown: `{exp.data_order}`)." if len(lengths) else
-                 "No LT/RR pair finished in any grid of this recipe yet."))
-fig = P.plot_gap_vs_epochs(lengths, exp.data_order)
-P.save_figure(fig, figures, "gap_vs_epochs")
-P.plt.show()
-
-# %% [markdown]
-# ## Data order: replay vs fresh
-# Under `replay` (the official behaviour) an LT run retraces the dense run's data order while RR
-# differs only in its init, so part of an LT advantage can come from that replay. Under `fresh`, LT
-# and RR share a data order the dense run did not use. Both are shown side by side at every training
-# length where runs of both exist.
-
-# %%
-display(Markdown(f"This grid uses data order `{exp.data_order}`."))
-fig = P.plot_data_order(lengths)
-P.save_figure(fig, figures, "data_order")
-display(Markdown("No grid of this recipe with both data orders at one training length yet." if fig is None
-                 else "LT − RR under both data orders, with their paired confidence intervals."))
-P.plt.show()
-
-# %% [markdown]
-# ## Layerwise sparsity of the masks
-# Per prunable tensor: IMP vs OMP vs random masks at the grid's highest OMP sparsities (first lr and
-# seed of the grid). The x axis is the model's pruning profile; the dashed line is the global sparsity.
-
-# %%
-table = R.layerwise_table(runs.counted, exp.lrs[0], exp.seeds[0], sorted(exp.sparsities)[-3:])
-fig = P.plot_layerwise(table, f"{exp.model}, lr {exp.lrs[0]:g}, seed {exp.seeds[0]}, random masks: {exp.random_mode}")
-P.save_figure(fig, figures, "layerwise_sparsity")
-P.plt.show()
-
-# %% [markdown]
-# ## Initial vs trained weights
-# For each dense run: Pearson correlation of θ0 and θT over the prunable weights, and the overlap of
-# the top-k positions of |θ0| and |θT| (both metrics ours; the paper's exact metric is not known to
-# us). High overlap means the mask is largely fixed at init.
-
-# %%
-display(Markdown(f"Top-k overlap measured at sparsity {s_corr:g}: chance overlap is {1 - s_corr:.3f}."))
-fig = P.plot_weight_correlation(wc, s_corr)
-P.save_figure(fig, figures, "init_vs_trained")
-P.plt.show()
 
 # %% [markdown]
 # ## Where this project differs from the official code
 
 # %%
-display(Markdown(report.DIFFERENCES))
+display(Markdown(report.differences_markdown(exp)))

@@ -23,7 +23,7 @@
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
 seed = 1  # this notebook's seed: θ0 and the dense run's data order
-overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
 
 # %%
 import lthlib
@@ -36,7 +36,7 @@ Markdown(f"This grid: {exp.imp_rounds} rounds of {exp.imp_rate:.0%}; sparsity af
          f"ending at {1 - (1 - exp.imp_rate) ** exp.imp_rounds:.3f}.")
 
 # %%
-runs = lthlib.lt_imp(exp)
+runs = lthlib.run_setting(exp, "lt_imp")
 
 # %%
 plots.show_runs(runs, title=f"LT-IMP, lr {exp.lr:g}, seed {exp.seed}")

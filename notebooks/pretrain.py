@@ -23,7 +23,7 @@
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
 seed = 1  # this notebook's seed: θ0 and the dense run's data order
-overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
 
 # %%
 import lthlib
@@ -35,7 +35,7 @@ print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epoch
 Markdown(f"{exp.epochs} epochs at lr {exp.lr:g}, batch {exp.batch_size}, LR x{exp.gamma:g} at {exp.milestones} of training.")
 
 # %%
-runs = lthlib.pretrain(exp)
+runs = lthlib.run_setting(exp, "pretrain")
 
 # %%
 plots.show_runs(runs, title=f"Pretraining (dense), lr {exp.lr:g}, seed {exp.seed}")

@@ -23,7 +23,7 @@
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
 lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
 seed = 1  # this notebook's seed: θ0 and the dense run's data order
-overrides = {}  # any other key of the params schema, e.g. {"epochs": 2} (make passes SET= and out_root here)
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
 mask_from = "imp"  # "imp": the masks of every LT-IMP round; "omp": the LT-OMP masks
 
 # %%

@@ -1,5 +1,6 @@
 """Open every report page in headless Chromium: no console errors, every figure loaded, and an analysis
-report states its premise check before any verdict; screenshots.
+report states its premise check before any verdict, with the accuracy-vs-learning-rate figure right
+after it; screenshots.
 
     python scripts/check_report.py [OUT]      (make check-report)
 
@@ -25,12 +26,17 @@ def pages(out: Path) -> list[Path]:
 
 
 def section_order(text: str) -> str | None:
-    """What is wrong with an analysis report's order (SPEC 8.7: the premise check comes first), or None."""
-    premise, verdicts = text.find("Premise check"), text.find("Winning-ticket verdicts")
+    """What is wrong with an analysis report's order (SPEC 8.1/8.2: the premise check comes first, the
+    accuracy-vs-learning-rate figure right after it, before any other figure or verdict), or None."""
+    premise, verdicts = text.find("Premise check"), text.find("Ticket verdicts")
     if premise < 0:
         return "no premise check"
     if 0 <= verdicts < premise:
         return "verdicts come before the premise check"
+    lr = text.find("Accuracy vs learning rate", premise)
+    later = [i for i in (text.find("Accuracy vs sparsity", premise), verdicts) if i > premise]
+    if lr < 0 or any(i < lr for i in later):
+        return "the accuracy-vs-learning-rate figure does not follow the premise check"
     return None
 
 

@@ -8,7 +8,7 @@
 #   det      CUDA determinism: two identical dense runs each way, and what deterministic costs
 #   study    the study tier's shortest length through the grid scheduler
 set -u
-export PYTHONUNBUFFERED=1 LTHLIB_PROGRESS=lines
+export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 CHECKS=${CHECKS:-"capture bench grid"}
 has() { [[ " $CHECKS " == *" $1 "* ]]; }

@@ -12,6 +12,9 @@ import torch
 
 import lthlib
 
+# the settings LeNet-5 runs (it has no width scaling for SDT; tests of SDT and WR use a ResNet)
+CLASSIC_SETTINGS = [s for s in lthlib.SETTINGS if s not in ("sdt", "wr_imp", "wr_omp")]
+
 
 def _images(n: int, size: int, channels: int, classes: int, seed: int):
     rng = np.random.default_rng(seed)
@@ -90,7 +93,7 @@ def tiny_exp(fmnist_root, tmp_path):
     def make(**kw):
         base = dict(name="t", model="lenet5", dataset="fashion_mnist", data_root=str(fmnist_root), download=False,
                     epochs=2, batch_size=64, lr=0.05, imp_rounds=2, sparsities=[0.5], threads=1,
-                    out_root=str(tmp_path / "outputs"), device="cpu")
+                    out_root=str(tmp_path / "outputs"), device="cpu", settings=list(CLASSIC_SETTINGS))
         base.update(kw)
         return lthlib.make_experiment(None, **base)
     return make
@@ -120,3 +123,40 @@ def make_imagefolder(root: Path, classes=2, n_train=8, n_val=4) -> Path:
 @pytest.fixture(scope="session")
 def imagenet_root(tmp_path_factory) -> Path:
     return make_imagefolder(tmp_path_factory.mktemp("imagenet"))
+
+
+def make_tiny_imagenet(root: Path, classes=3, n_train=4, n_val=2) -> Path:
+    """Tiny-ImageNet as the official archive unpacks it: root/tiny-imagenet-200/ with wnids.txt (not in
+    sorted order), train/<wnid>/images/<wnid>_<i>.JPEG (+ the <wnid>_boxes.txt the real set has),
+    val/images/val_<i>.JPEG and val/val_annotations.txt (file, wnid, x, y, w, h; tab-separated). 64x64
+    JPEGs with a class-dependent colour; the first training image of the first listed class is
+    grayscale, as some in the real set. ``n_train`` / ``n_val`` are per class."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    folder = root / "tiny-imagenet-200"
+    wnids = [f"n{9_000_000 - 1000 * c:08d}" for c in range(classes)]  # descending: wnids.txt order != sorted
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wnids.txt").write_text("".join(f"{w}\n" for w in wnids))
+
+    def image(c):
+        img = rng.integers(0, 150, (64, 64, 3)).astype(np.uint8)
+        img[..., c % 3] += 100
+        return img
+    for c, wnid in enumerate(wnids):
+        d = folder / "train" / wnid / "images"
+        d.mkdir(parents=True, exist_ok=True)
+        boxes = []
+        for i in range(n_train):
+            img = Image.fromarray(image(c))
+            (img.convert("L") if c == 0 and i == 0 else img).save(d / f"{wnid}_{i}.JPEG")
+            boxes.append(f"{wnid}_{i}.JPEG\t0\t0\t63\t63\n")
+        (folder / "train" / wnid / f"{wnid}_boxes.txt").write_text("".join(boxes))
+    val = folder / "val" / "images"
+    val.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(classes * n_val):
+        c = i % classes
+        Image.fromarray(image(c)).save(val / f"val_{i}.JPEG")
+        lines.append(f"val_{i}.JPEG\t{wnids[c]}\t{i % 7}\t3\t60\t58\n")
+    (folder / "val" / "val_annotations.txt").write_text("".join(lines))
+    return root

@@ -1,5 +1,6 @@
-"""The captured training step (lthlib.capture): the same SGD, the same training, at float tolerance.
-On a CPU the step body runs eagerly; the graph test runs where CUDA is present (scripts/gpu_check.sh)."""
+"""The one update rule (lthlib.sgd) and the captured training step (lthlib.capture): torch's SGD bitwise,
+per-ticket lrs, and the captured path training like the eager one -- bitwise on a CPU, where the step body
+runs eagerly; the graph test runs where CUDA is present (scripts/gpu_check.sh)."""
 import pytest
 import torch
 
@@ -9,44 +10,97 @@ from lthlib import data as D
 from lthlib.models import build_model, load_profile
 from lthlib.params import Recipe
 from lthlib.pruning import apply_mask, global_magnitude_mask
-from lthlib.training import TicketSGD, train
+from lthlib.sgd import SGD
+from lthlib.training import train
 
 
-def _params(seed):
+def _params(seed, rows=4):
     g = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(4, 3, generator=g)), torch.nn.Parameter(torch.randn(4, generator=g))]
+    return [torch.nn.Parameter(torch.randn(rows, 3, generator=g)), torch.nn.Parameter(torch.randn(rows, generator=g))]
+
+
+def _groups(ps):
+    return [{"params": [ps[0]], "weight_decay": 1e-2}, {"params": [ps[1]], "weight_decay": 0.0}]
+
+
+def _steps(opts_and_params, n=6, lr=lambda step: 0.1 * 0.5 ** step, skip=lambda step, i: False):
+    """``n`` steps of the same random gradients on every (optimizer, parameters) pair; parameter i gets
+    no gradient at ``step`` where ``skip(step, i)``; each optimizer's group lr is ``lr(step)``."""
+    g = torch.Generator().manual_seed(1)
+    for step in range(n):
+        grads = [torch.randn(p.shape, generator=g) for p in opts_and_params[0][1]]
+        for opt, ps in opts_and_params:
+            for i, (p, d) in enumerate(zip(ps, grads)):
+                p.grad = None if skip(step, i) else d.clone()
+            for grp in opt.param_groups:
+                grp["lr"] = lr(step)
+            if getattr(opt, "lr_tensors", None) is not None:
+                for t, grp in zip(opt.lr_tensors, opt.param_groups):
+                    t.fill_(grp["lr"])
+            opt.step()
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
-@pytest.mark.parametrize("tickets", [False, True])
-def test_sgd_update_is_torch_sgd(nesterov, tickets):
+def test_the_update_rule_is_bitwise_torch_sgd(nesterov):
+    """A single model at a plain lr: exactly torch.optim.SGD's arithmetic (the demo's runs did not change)."""
     ref, ours = _params(0), _params(0)
-    groups = lambda ps: [{"params": [ps[0]], "weight_decay": 1e-2}, {"params": [ps[1]], "weight_decay": 0.0}]
-    if tickets:  # 2 tickets of 2 rows: lrs 0.1 and 0.01
-        make = lambda ps: TicketSGD(groups(ps), [0.1, 0.01], 0.9, nesterov)
-    else:
-        make = lambda ps: torch.optim.SGD(groups(ps), lr=0.1, momentum=0.9, nesterov=nesterov)
-    o_ref, o_ours = make(ref), make(ours)
-    lrs = [torch.zeros(()) for _ in o_ours.param_groups]
-    g = torch.Generator().manual_seed(1)
-    for step in range(6):
-        grads = [torch.randn(p.shape, generator=g) for p in ref]
-        for ps in (ref, ours):
-            for p, d in zip(ps, grads):
-                p.grad = d.clone()
-        for o in (o_ref, o_ours):
-            for grp in o.param_groups:
-                grp["lr"] = 0.5 ** step * (1.0 if tickets else 0.1)
-        o_ref.step()
-        if step == 0:
-            o_ours.step()  # the eager first step makes the momentum buffers
-        else:
-            for t, grp in zip(lrs, o_ours.param_groups):
-                t.fill_(grp["lr"])
-            capture.sgd_update(o_ours, lrs)
+    _steps([(torch.optim.SGD(_groups(ref), lr=0.1, momentum=0.9, nesterov=nesterov), ref),
+            (SGD(_groups(ours), 0.1, 0.9, nesterov), ours)])
     for a, b, start in zip(ref, ours, _params(0)):
-        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
-        assert (a - start).abs().max() > 0.01  # it moved
+        assert torch.equal(a, b) and (a - start).abs().max() > 0.01  # the same, and it moved
+
+
+def test_a_parameter_without_a_gradient_keeps_the_others_momentum():
+    """A parameter that gets its first gradient late starts its buffer then; the others' buffers go on
+    (before, the others skipped a momentum update that step)."""
+    ref, ours = _params(0), _params(0)
+    late = lambda step, i: i == 1 and step < 2
+    _steps([(torch.optim.SGD(_groups(ref), lr=0.1, momentum=0.9), ref), (SGD(_groups(ours), 0.1, 0.9, False), ours)],
+           skip=late)
+    assert all(torch.equal(a, b) for a, b in zip(ref, ours))
+
+
+@pytest.mark.parametrize("captured", [False, True])
+def test_each_ticket_steps_at_its_own_lr(captured):
+    """Two tickets stacked on the first dimension (lrs 0.1 and 0.01) step as two torch.optim.SGD runs, with
+    the lr as a float or read from device tensors (the captured step)."""
+    packed = _params(0, rows=4)
+    alone = [[torch.nn.Parameter(p.detach()[t * 2:(t + 1) * 2].clone()) for p in packed] for t in range(2)]
+    ours = SGD(_groups(packed), 1.0, 0.9, True, ticket_lrs=[0.1, 0.01])
+    if captured:
+        ours.lr_tensors = [torch.zeros(()) for _ in ours.param_groups]
+    refs = [torch.optim.SGD(_groups(ps), lr=lr, momentum=0.9, nesterov=True) for ps, lr in zip(alone, (0.1, 0.01))]
+    g = torch.Generator().manual_seed(3)
+    for step in range(6):
+        grads = [torch.randn(p.shape, generator=g) for p in packed]
+        for p, d in zip(packed, grads):
+            p.grad = d.clone()
+        for t, (opt, ps) in enumerate(zip(refs, alone)):
+            for p, d in zip(ps, grads):
+                p.grad = d[t * 2:(t + 1) * 2].clone()
+            opt.param_groups[0]["lr"] = opt.param_groups[1]["lr"] = (0.1, 0.01)[t] * 0.5 ** step
+            opt.step()
+        for grp in ours.param_groups:
+            grp["lr"] = 0.5 ** step
+        if captured:
+            for t, grp in zip(ours.lr_tensors, ours.param_groups):
+                t.fill_(grp["lr"])
+        ours.step()
+    for i, p in enumerate(packed):
+        for t in range(2):
+            assert torch.allclose(p.detach()[t * 2:(t + 1) * 2], alone[t][i].detach(), rtol=1e-6, atol=1e-7)
+
+
+class _DeviceLrSGD(SGD):
+    """The update rule as the captured step runs it (lr from a device tensor), filled before each eager
+    step: the same arithmetic as the captured body, so the two trainings must agree bitwise."""
+
+    def step(self, closure=None):
+        if self.lr_tensors is None:
+            self.lr_tensors = [torch.zeros(()) for _ in self.param_groups]
+        for t, grp in zip(self.lr_tensors, self.param_groups):
+            t.fill_(grp["lr"])
+        super().step()
 
 
 def _tiny_training(device, cuda_graph, spy=None, run=None, epochs=2):
@@ -85,8 +139,7 @@ def _tiny_training(device, cuda_graph, spy=None, run=None, epochs=2):
 
 
 def _assert_same_training(a, b, atol):
-    """Same lrs and losses, final weights within ``atol`` (3 epochs on a CPU: float noise 2.4e-7; the lr one
-    step late in the replayed steps: 3.5e-3)."""
+    """Same lrs, losses within ``10 * atol``, final weights within ``atol`` (0: bitwise)."""
     (ha, fa, _), (hb, fb, _) = a, b
     for ta, tb in zip(ha, hb):
         for ra, rb in zip(ta, tb):
@@ -105,16 +158,22 @@ def _assert_masks_hold(trained):
 
 
 def test_captured_step_body_trains_like_the_step(monkeypatch):
+    """The captured path (on a CPU: the same body, static buffers, lrs copied to tensors before each step)
+    trains bitwise like the eager loop running the same update arithmetic. No float tolerance, so it holds
+    on any CPU; the lr one step late in the replayed steps changes the weights (1e-3 on a CPU)."""
+    from lthlib import training
+    monkeypatch.setattr(training, "SGD", _DeviceLrSGD)
     eager = _tiny_training("cpu", False, epochs=3)
-    steps = []
-    calls = []
-    body = capture.CapturedStep._body
-    monkeypatch.setattr(capture.CapturedStep, "_body", lambda self, x, y: calls.append(x.shape[0]) or body(self, x, y))
+    monkeypatch.undo()
+    steps, calls = [], []
+    body = training.Step.body
+    monkeypatch.setattr(training.Step, "body", lambda self, x, y: calls.append(x.shape[0]) or body(self, x, y))
     graph = _tiny_training("cpu", True, steps, epochs=3)
     # 4 batches per epoch (3 full + 1 partial of 8), 3 epochs: every step is the body; 3 full ones
     # eagerly first, then the static buffers hold the batches (the CPU stand-in for the replays)
     assert len(steps) == 1 and calls == [64, 64, 64, 8] * 3 and steps[0].static is not None
-    _assert_same_training(eager, graph, 1e-5)
+    assert steps[0].opt.lr_tensors is steps[0].lrs
+    _assert_same_training(eager, graph, 0.0)
     _assert_masks_hold(graph)
 
 
@@ -124,17 +183,17 @@ def test_captured_step_resumes_bitwise(tmp_path):
     from lthlib import training
     from lthlib.runs import RunDir
     whole = _tiny_training("cpu", True, run=RunDir(tmp_path / "whole"), epochs=3)
-    real, kept = training._checkpoint, tmp_path / "after1.pt"
+    real, kept = training.Checkpoint.__call__, tmp_path / "after1.pt"
 
-    def keep_first(st, run, tag):
-        real(st, run, tag)
+    def keep_first(self, st):
+        real(self, st)
         if st.epoch == 1:
-            kept.write_bytes(run.checkpoint.read_bytes())
-    training._checkpoint = keep_first
+            kept.write_bytes(self.run.checkpoint.read_bytes())
+    training.Checkpoint.__call__ = keep_first
     try:
         _tiny_training("cpu", True, run=RunDir(tmp_path / "first"), epochs=3)
     finally:
-        training._checkpoint = real
+        training.Checkpoint.__call__ = real
     (tmp_path / "resumed").mkdir()
     (tmp_path / "resumed" / "checkpoint.pt").write_bytes(kept.read_bytes())
     resumed = _tiny_training("cpu", True, run=RunDir(tmp_path / "resumed"), epochs=3)

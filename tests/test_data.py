@@ -245,3 +245,118 @@ def test_ticket_batches_are_each_tickets_own_batches():
     copy = D.TensorData(data.x.clone(), data.y.clone(), "t", "t")  # equal values, another tensor
     with pytest.raises(ValueError, match="one tensor on the device"):
         packing.TicketBatches([loaders[0], D.Batches(copy, 24, (0.5,) * 3, (0.25,) * 3, True, seed=7)], [0, 1])
+
+
+# ----------------------------------------------------------------------------- Tiny-ImageNet
+def _tiny(tmp_path, **kw):
+    from conftest import make_tiny_imagenet
+    return make_tiny_imagenet(tmp_path, **kw) / "tiny-imagenet-200"
+
+
+def test_tiny_imagenet_spec_states_its_recipe():
+    spec = D.DATASETS["tiny_imagenet"]
+    assert (spec.channels, spec.size, spec.classes, spec.train_size, spec.test_size) == (3, 64, 200, 100_000, 10_000)
+    assert spec.kind == "tensor" and spec.paper_epochs == 160 and spec.similar_threshold == 1.0 and spec.in_paper
+    assert (spec.mean, spec.std) == (D.DATASETS["imagenet"].mean, D.DATASETS["imagenet"].std)
+    assert "ImageNet-1K's mean/std" in spec.recipe_note and "pad 4" in spec.recipe_note
+    assert (spec.pad, spec.flip) == (4, True)
+
+
+def test_tiny_imagenet_loads_the_official_layout_as_uint8_tensors(tmp_path):
+    folder = _tiny(tmp_path)  # 3 classes, 4 train / 2 val images each; wnids.txt in descending order
+    train = D.load_split("tiny_imagenet", tmp_path, True, download=False)
+    test = D.load_split("tiny_imagenet", tmp_path, False, download=False)
+    assert train.x.shape == (12, 3, 64, 64) and train.x.dtype == torch.uint8 and train.y.dtype == torch.long
+    assert test.x.shape == (6, 3, 64, 64) and train.name == test.name == "tiny_imagenet"
+    # labels follow the sorted wnids: the class listed first in wnids.txt (colour channel 0) is label 2
+    assert train.y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert test.y.tolist() == [2, 1, 0, 2, 1, 0]  # val_0..val_5 belong to the listed classes 0, 1, 2, 0, 1, 2
+    for x, y in ((train.x, train.y), (test.x, test.y)):
+        for i in range(len(y)):
+            if not (x is train.x and i == 8):
+                assert x[i].float().mean((1, 2)).argmax().item() == (2 - int(y[i])) % 3
+    gray = train.x[8]  # n09000000_0.JPEG, saved grayscale: converted to RGB, three equal channels
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    assert (folder / "decoded-train.npz").is_file() and (folder / "decoded-val.npz").is_file()
+    assert "decoded, cached" in train.source and str(folder) in train.source
+    sub, _ = D.load_data("tiny_imagenet", tmp_path, n_train=6, download=False)
+    assert torch.bincount(sub.y).tolist() == [2, 2, 2]
+
+
+def test_tiny_imagenet_cache_is_reused_and_redone_when_the_folder_changes(tmp_path, monkeypatch):
+    from PIL import Image
+    folder = _tiny(tmp_path)
+    first = D.load_split("tiny_imagenet", tmp_path, True, download=False)
+
+    def no_decode(*a):
+        raise AssertionError("decoded again")
+    monkeypatch.setattr(D, "_decode_images", no_decode)
+    again = D.load_split("tiny_imagenet", tmp_path, True, download=False)
+    assert torch.equal(first.x, again.x) and torch.equal(first.y, again.y) and "cached decode" in again.source
+    monkeypatch.undo()
+    wnid = sorted((folder / "train").iterdir())[1].name
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "train" / wnid / "images" / "extra.JPEG")
+    grown = D.load_split("tiny_imagenet", tmp_path, True, download=False)
+    assert len(grown) == 13 and torch.bincount(grown.y).tolist() == [4, 5, 4] and "decoded, cached" in grown.source
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_tiny_imagenet_loads_when_the_cache_cannot_be_written(tmp_path, monkeypatch):
+    folder = _tiny(tmp_path)
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(D.os, "replace", refuse)
+    with pytest.warns(UserWarning, match="could not cache"):
+        data = D.load_split("tiny_imagenet", tmp_path, False, download=False)
+    assert len(data) == 6 and "not cached" in data.source
+    assert not any(p.name.endswith(".npz") or ".tmp" in p.name for p in folder.iterdir())
+
+
+def _append(path, text):
+    path.write_text(path.read_text() + text)
+
+
+def _bad_image(folder, content):
+    wnid = sorted((folder / "train").iterdir())[0].name
+    path = sorted((folder / "train" / wnid / "images").iterdir())[1]
+    if content == "small":
+        from PIL import Image
+        Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(path, format="JPEG")
+    else:
+        path.write_bytes(b"not a JPEG")
+    return path
+
+
+TINY_DAMAGE = [  # (what is wrong, split, damage(folder) -> the path the error must name, message)
+    ("no folder", True, lambda f: __import__("shutil").rmtree(f) or f, "no such folder"),
+    ("no wnids.txt", True, lambda f: (f / "wnids.txt").unlink() or f / "wnids.txt", "missing .the class wnids"),
+    ("a wnid without images", True, lambda f: _append(f / "wnids.txt", "n07000000\n") or
+     f / "train" / "n07000000" / "images", "no \\*.JPEG images of class n07000000"),
+    ("no annotations", False, lambda f: (f / "val" / "val_annotations.txt").unlink() or
+     f / "val" / "val_annotations.txt", "missing .the val labels"),
+    ("unknown wnid", False, lambda f: _append(f / "val" / "val_annotations.txt", "val_0.JPEG\tn01234567\t0\t0\t9\t9\n")
+     or f / "val" / "val_annotations.txt", "line 7 names wnid 'n01234567', which is not in wnids.txt"),
+    ("missing file", False, lambda f: _append(f / "val" / "val_annotations.txt", "val_99.JPEG\tn09000000\t0\t0\t9\t9\n")
+     or f / "val" / "val_annotations.txt", "line 7 names .*val_99.JPEG, which does not exist"),
+    ("malformed line", False, lambda f: _append(f / "val" / "val_annotations.txt", "val_0.JPEG n09000000\n")
+     or f / "val" / "val_annotations.txt", "line 7 .* is not 'file<TAB>wnid"),
+    ("wrong size", True, lambda f: _bad_image(f, "small"), "a 48x32 image; Tiny-ImageNet's are 64x64"),
+    ("not an image", True, lambda f: _bad_image(f, "junk"), "not a readable image"),
+]
+
+
+@pytest.mark.parametrize("what,train,damage,expect", TINY_DAMAGE, ids=[d[0] for d in TINY_DAMAGE])
+def test_a_missing_or_malformed_tiny_imagenet_folder_is_named(tmp_path, what, train, damage, expect):
+    import re
+    path = damage(_tiny(tmp_path))
+    with pytest.raises(DatasetMissingError, match=f"{re.escape(str(path))}: {expect}.*unzip .*tiny-imagenet-200.zip"):
+        D.load_split("tiny_imagenet", tmp_path, train, download=True)
+
+
+def test_tiny_imagenet_experiments_validate_with_its_models():
+    import lthlib
+    for model in ("resnet18_tiny", "resnet50_tiny", "resnet18_cifar"):
+        assert lthlib.load(None, {"dataset": "tiny_imagenet", "model": model}).model == model
+    with pytest.raises(ConfigError, match="'resnet18' is a model for imagenet images.*resnet18_tiny"):
+        lthlib.load(None, {"dataset": "tiny_imagenet", "model": "resnet18"})

@@ -5,7 +5,7 @@ import pytest
 
 import lthlib as L
 from lthlib import params as P
-from lthlib.engine import RunSpec, run_dir
+from lthlib.settings import plan
 from lthlib.models import load_profile
 
 
@@ -79,9 +79,7 @@ def test_ints_are_numbers_and_hash_like_floats(tmp_path):
     """weight_decay: 0 and 0.0 (or papermill's `-p lr 1`) are one run, not two (issue 11.7)."""
     a, b = P.load(None, weight_decay=0, lr=1), P.load(None, weight_decay=0.0, lr=1.0)
     assert isinstance(a.weight_decay, float) and isinstance(a.lr, float)
-    profile = load_profile(a.model)
-    spec = RunSpec("pretrain", 1, 1, start=lambda m: m.state_dict())
-    assert run_dir(a, spec, profile)[0].name == run_dir(b, spec, profile)[0].name
+    assert plan(a, "pretrain")[0].name == plan(b, "pretrain")[0].name
 
 
 def test_identity_is_derived_from_field_metadata():
@@ -105,8 +103,7 @@ def test_run_names_of_earlier_code_are_pinned():
     exp = P.load(None, name="demo", model="lenet5", dataset="fashion_mnist", n_train=12000, epochs=10,
                  batch_size=64, lrs=[0.1, 0.01], seeds=[1, 2], imp_rounds=4, sparsities=[0.36, 0.59],
                  threads=1, lr=0.1, seed=1)
-    pre = run_dir(exp, RunSpec("pretrain", 1, 1, start=None), load_profile("lenet5"))[0]
-    assert pre.name == "pretrain-lenet5-fashion_mnist-lr0.1-s1-ce0560a0"
+    assert plan(exp, "pretrain")[0].name == "pretrain-lenet5-fashion_mnist-lr0.1-s1-ce0560a0"
 
 
 def test_repo_params_files_are_valid():

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import CLASSIC_SETTINGS
 from papermill.iorw import NoDatesSafeLoader, read_yaml_file
 
 from lthlib import ConfigError
@@ -45,7 +47,7 @@ def test_plan_has_one_target_per_setting_lr_seed_with_dependencies():
     assert plan.grid == "cifar10_resnet20"
     rules = re.findall(r"^(\$\(OUT\)/\S+\.ipynb): (.*)$", plan.text, flags=re.M)
     runs = [t for t, _ in rules if "/notebooks/" in t]
-    assert len(runs) == 7 * 2 * 3
+    assert len(runs) == 10 * 6 * 3  # every setting at the paper's six lrs, 3 seeds
     deps = dict(rules)
     nb = "$(OUT)/cifar10_resnet20/notebooks"
     assert f"{nb}/pretrain_lr0.1_s2.ipynb" in deps[f"{nb}/lt_imp_lr0.1_s2.ipynb"]
@@ -63,16 +65,17 @@ def test_make_n_reproduce_cifar_shows_the_full_paper_grid(tmp_path):
     r = make("-n", "reproduce-cifar", f"OUT={tmp_path}")
     assert r.returncode == 0, r.stderr
     calls = [l for l in r.stdout.splitlines() if "papermill" in l and "/notebooks/" in l]
-    assert len(calls) == 42
-    for lr in ("0.1", "0.01"):
+    assert len(calls) == 180
+    assert any("/notebooks/sdt_lr0.15_s3" in c for c in calls) and any("/notebooks/wr_imp_lr0.001_s1" in c for c in calls)
+    for lr in ("0.001", "0.005", "0.01", "0.05", "0.1", "0.15"):
         for s in ("1", "2", "3"):
             params = tmp_path / "cifar10_resnet20" / "notebooks" / f"lt_omp_lr{lr}_s{s}.params.yaml"
             assert any(f"-f {params}" in c for c in calls)
             assert read_yaml_file(str(params))["lr"] == float(lr)
     grid = (tmp_path / "cifar10_resnet20" / "plan.mk").read_text()
-    assert "Grid 'cifar10_resnet20': 2 lr x 3 seeds x 7 settings" in grid
+    assert "Grid 'cifar10_resnet20': 6 lr x 3 seeds x 10 settings" in grid
     assert "analysis.html" in r.stdout
-    assert "510 runs of resnet20 x 160 epochs = 81,600 ticket-epochs" in r.stderr
+    assert "2286 runs of resnet20 x 160 epochs = 365,760 ticket-epochs" in r.stderr
 
 
 def test_bad_params_are_refused_before_any_work(tmp_path):
@@ -149,7 +152,8 @@ def test_set_values_reach_the_notebook_as_written_and_make_n_runs_nothing(tmp_pa
 def test_plan_size_and_estimate_from_rates(tmp_path):
     plan = build("params/cifar10_resnet20.yaml", {})
     size = plan.size
-    assert size["runs"] == 6 * (1 + 14 + 14 + 4 * 14) and size["ticket_epochs"] == size["runs"] * 160
+    # 18 cells x (dense, 14 LT-IMP, 14 RR-IMP, 4 one-shot settings x 14, 14 SDT, 14 WR-IMP, 14 WR-OMP)
+    assert size["runs"] == 18 * (1 + 14 + 14 + 4 * 14 + 14 + 2 * 14) and size["ticket_epochs"] == size["runs"] * 160
     assert size["images_per_run"] == pytest.approx(160 * 50_000 + 160 * 10_000 / 3)
     rates = {"cpu": {1: 1000.0}, "gpu": {1: 8100.0, 16: 71000.0}}
     hours = estimate_hours(size, plan.exp, rates)
@@ -221,7 +225,8 @@ def test_make_n_reproduce_fmnist_lists_each_length_in_order_with_its_cost(tmp_pa
     grids = ["fmnist_resnet20_10ep", "fmnist_resnet20_40ep", "fmnist_resnet20_160ep", "fmnist_resnet20_40ep_fresh"]
     for g in grids[::-1]:
         epochs = int(re.search(r"_(\d+)ep", g).group(1))
-        values = {**base, "name": g, "dataset": "fashion_mnist", "epochs": epochs, "sparsities": [0.59, 0.832]}
+        values = {**base, "name": g, "dataset": "fashion_mnist", "epochs": epochs, "sparsities": [0.59, 0.832],
+                  "lrs": [0.1, 0.01], "settings": CLASSIC_SETTINGS}
         (proj / "params" / f"{g}.yaml").write_text(yaml.safe_dump(values))
     r = make("-n", "reproduce-fmnist", f"DATA={fmnist_root}", "OUT=out", cwd=proj)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -294,5 +299,5 @@ def test_report_over_an_incomplete_grid_says_what_is_missing_and_trains_nothing(
     runs = [p.name for p in (tmp_path / "demo" / "runs").iterdir()]
     assert len(runs) == 1 and runs[0].startswith("pretrain-")  # the report trained nothing
     html = (tmp_path / "demo" / "reports" / "analysis.html").read_text()
-    assert "no LT/RR pair finished yet" in html
+    assert "no lt/rr pair finished yet" in html.lower()
     assert (tmp_path / "reports" / "index.html").exists()

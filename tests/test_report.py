@@ -8,7 +8,7 @@ import pytest
 
 from fakeruns import experiment, fake_run, lt_rr_grid, stale_copy
 from lthlib import plots as P
-from lthlib import report
+from lthlib import registry, report
 from lthlib import results as R
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +35,27 @@ def test_scale_block_names_data_order_random_mode_and_a_code_version_mix(tmp_pat
     fake_run(exp, "pretrain", 0.1, 2, 90.0, code="v2")
     text = report.scale_markdown(exp, R.gather(exp).counted)
     assert "`random_mode: global`" in text and "fresh: LT and RR share a data order" in text
-    assert "`v1` (1 runs), `v2` (1 runs)" in text and "mixed" in text and "C3's full schedule: 160" in text
+    assert "`v1` (1 runs), `v2` (1 runs)" in text and "mixed" in text and "the full schedule ① and ⑤ ask for: 160" in text
     assert "Scale warning" in text and "10 epochs" in text
     one = report.code_versions(R.gather(exp).counted.iloc[:1])
     assert "mixed" not in one
+
+
+def test_the_environment_says_which_precision_the_convolutions_used(tmp_path):
+    """On CUDA "fp32" convolutions run in TF32 unless deterministic: true; config.json records which."""
+    exp = experiment(tmp_path)
+    fake_run(exp, "pretrain", 0.1, 1, 90.0, device="cuda:0", tf32=True)
+    fake_run(exp, "pretrain", 0.1, 2, 90.0, device="cuda:0", tf32=False)
+    fake_run(exp, "pretrain", 0.1, 3, 90.0, device="cpu")
+    fake_run(exp, "pretrain", 0.01, 1, 90.0, device="cuda", tf32=None)
+    df = R.gather(exp).counted
+    text = report.conv_precision(df)
+    assert "TF32 convolutions (CUDA default; `deterministic: false`) (1 runs)" in text
+    assert "exact fp32 convolutions (`deterministic: true`) (1 runs)" in text and "exact fp32 (CPU) (1 runs)" in text
+    assert "TF32 switch not recorded" in text and "mixed" in text
+    assert "| convolution precision | " in report.scale_markdown(exp, df)
+    assert report.conv_precision(df[df["device"] == "cpu"]) == "exact fp32 (CPU) (1 runs)"
+    assert report.conv_precision(df.assign(amp="bf16")).startswith("bf16 autocast (mixed precision) (4 runs)")
 
 
 def test_differences_table_covers_spec_section_7():
@@ -47,32 +64,149 @@ def test_differences_table_covers_spec_section_7():
         assert words in report.DIFFERENCES
 
 
+def test_an_imagenet_report_names_the_recipes_choices(tmp_path):
+    cifar = experiment(tmp_path)
+    assert report.differences_markdown(cifar) == report.DIFFERENCES
+    imagenet = report.differences_markdown(cifar.replace(dataset="imagenet", model="resnet50"))
+    assert imagenet.startswith(report.DIFFERENCES)
+    for words in ("whole global batch of 1,024", "normalizes each GPU's own 128 images", "stepped **every iteration**",
+                  "mixup under DDP", "one mixing weight λ per global batch"):
+        assert words in imagenet, words
+
+
+def test_tables_for_reading_have_no_index_and_two_decimals():
+    df = pd.DataFrame({"lr": [0.1, 0.01], "sparsity": [0.832, 0.59], "mean": [91.23456, float("nan")], "x": 1})
+    html = report.table(df, ["lr", "sparsity", "mean"], {"mean": "accuracy"}).to_html()
+    assert "91.23" in html and "91.235" not in html and "0.832" in html and "0.590" in html and ">0.01<" in html
+    assert "accuracy" in html and ">x<" not in html and "–" in html
+    assert "row_heading" not in html and "blank level0" not in html
+
+
+# ----------------------------------------------------------------------------- verdicts in the report
+def _ticket_runs(tmp_path, epochs=160, sparsity=0.832, **kw):
+    exp = experiment(tmp_path, epochs=epochs, sparsities=[sparsity], settings=["pretrain", "lt_omp", "rr_omp"], **kw)
+    for i, s in enumerate(exp.seeds):
+        for lr, dense, lt in ((0.1, 92.0, 90.0), (0.01, 90.0, 89.8)):
+            fake_run(exp, "pretrain", lr, s, dense + 0.1 * i)
+            fake_run(exp, "lt_omp", lr, s, lt + 0.2 * i, sparsity=sparsity)
+            fake_run(exp, "rr_omp", lr, s, lt - 2.0 + 0.1 * i, sparsity=sparsity)
+    c = R.gather(exp)
+    ref = R.best_dense_full_schedule(c.everything, exp)
+    v = R.ticket_verdicts(c.counted, ref, exp)
+    return exp, c, ref, v, R.ticket_summary(v, c.counted)
+
+
+def test_verdict_view_words_every_condition_and_table3_view_sits_beside_the_paper(tmp_path):
+    exp, c, ref, v, t3 = _ticket_runs(tmp_path)
+    view = report.verdict_view(v)
+    assert list(view.columns) == ["family", "sparsity", "lr", "LT mean", "seeds", "class", "at the boundary",
+                                  "①", "②", "③", "④", "⑤"]
+    row = view.set_index("lr").loc[0.01]
+    assert row["class"] == "not evaluated" and row["②"].startswith("not evaluated (no SDT runs")
+    assert row["①"] == "s 0.832 ≥ 0.6 and 160 ≥ 160 epochs: holds" and row["at the boundary"] == "–"
+    assert row["③"].startswith("LT−best RR (lr ") and "n=3" in row["③"] and "holds (LT beats RR" in row["③"]
+    t = report.table3_view(t3).iloc[0]
+    assert t["candidate tickets (①)"] == 2 and t["Jackpot?"].startswith("not evaluated: 0 of 2 candidate tickets")
+    assert "after Holm" in t["secondary prize?"] and t["the paper (Table 3)"].startswith("not in the paper")
+
+
+def test_the_headline_says_what_was_found_in_the_papers_terms(tmp_path):
+    exp, c, ref, v, t3 = _ticket_runs(tmp_path)
+    text = report.headline(exp, v, t3, ["**Premise holds** for x."], c.counted)
+    assert "**lenet5 / fashion_mnist**: Jackpot tickets: **not evaluated** (0 of 2 candidate tickets" in text
+    assert "1 candidates are no ticket (④ fails at 1)" in text and "not evaluated: ② at 1 (no SDT runs" in text
+    assert "- **Premise holds** for x." in text and "Scale warning" in text
+    exp2, c2, _, v2, t32 = _ticket_runs(tmp_path / "short", epochs=10, full_epochs=160)
+    short = report.headline(exp2, v2, t32, [], c2.counted)
+    assert "**no candidate ticket** — every ticket fails ① (trained 10 epochs where the full schedule is 160)" in short
+    none = report.headline(exp2, v2.iloc[:0], pd.DataFrame(), [], c2.counted)
+    assert "No ticket verdicts yet" in none
+
+
+def test_thresholds_are_stated_with_where_they_come_from():
+    from lthlib import verdicts as V
+    text = report.thresholds_markdown(V.thresholds("fashion_mnist"), 0.6, 0.05, 160)
+    assert "fashion_mnist is not in the paper: CIFAR-10's thresholds are used" in text
+    assert "② has no number in the paper: the clear gap is used" in text and "≥ 160 epochs" in text
+    assert "s ≥ 0.6" in text and "alpha = 0.05" in text and "Holm" in text
+    assert "<summary>x</summary>" in report.details("x", ["a < b"]) and "a &lt; b" in report.details("x", ["a < b"])
+
+
 # ----------------------------------------------------------------------------- figures
-def test_accuracy_figure_draws_c3s_reference_or_says_it_is_missing(tmp_path):
+def _labels(fig):
+    return [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+
+
+def test_accuracy_figure_draws_the_best_dense_model_or_says_it_is_missing(tmp_path):
     exp = experiment(tmp_path)
     lt_rr_grid(exp, gap=1.0)
     df = R.gather(exp).counted
     fig = P.plot_accuracy_vs_sparsity(df, {"lr": 0.1, "epochs": 160, "mean": 93.0})
     P.save_figure(fig, tmp_path / "fig", "acc")
     assert (tmp_path / "fig" / "acc.png").stat().st_size > 10_000 and (tmp_path / "fig" / "acc.svg").exists()
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = _labels(fig)
+    assert all(ax.get_legend() is None for ax in fig.axes)  # one legend, below the panels
     assert any("LT-IMP (n=3)" in s for s in labels) and any("dense, lr 0.1" in s for s in labels)
     assert any("full 160-epoch schedule (93.00%)" in s for s in labels)
     missing = P.plot_accuracy_vs_sparsity(df, None)
-    assert not any("best lr" in t.get_text() for t in missing.axes[0].get_legend().get_texts())
-    assert any("C3 reference" in t.get_text() and "missing" in t.get_text() for t in missing.axes[0].texts)
+    assert not any("best dense" in s for s in _labels(missing))
+    assert any("best dense model (full schedule) missing" in t.get_text() for t in missing.axes[0].texts)
+
+
+def test_accuracy_vs_lr_has_a_panel_per_sparsity_and_skips_settings_the_registry_lacks(tmp_path):
+    exp = experiment(tmp_path, imp_rounds=2, sparsities=[0.36])
+    lt_rr_grid(exp, gap=1.0)
+    for s in exp.seeds:
+        for lr in exp.lrs:
+            fake_run(exp, "lt_omp", lr, s, 88.0, sparsity=0.36)
+            fake_run(exp, "rr_omp", lr, s, 87.0, sparsity=0.36)
+    df = R.gather(exp).counted
+    extra = df[df["setting"] == "rr_omp"].assign(setting="sdt", final_acc=80.0)  # drawn once the registry has it
+    df = pd.concat([df, extra, extra.assign(setting="no_such_setting")], ignore_index=True)
+    sparsities = P.lr_panel_sparsities(df, exp.sparsities)
+    assert sparsities == [0.36] and P.lr_panel_sparsities(df, []) == [0.2, 0.36]
+    fig = P.plot_accuracy_vs_lr(df, [0.2, 0.36], {"lr": 0.1, "epochs": 10, "mean": 90.0}, similar=0.5)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 2 and [ax.get_title() for ax in visible] == ["sparsity 0.200", "sparsity 0.360"]
+    assert visible[0].get_xscale() == "log" and all(ax.get_legend() is None for ax in fig.axes)
+    labels = _labels(fig)
+    drawn = {"dense (pretraining)", "LT-IMP", "RR-IMP", "LT-OMP", "RR-OMP"}
+    assert drawn <= set(labels) and "'similar' band: within 0.5 points below the best dense" in labels
+    assert ("sdt" in registry.BY_NAME) == any(registry.label("sdt") == s for s in labels)
+    assert not any("no_such_setting" in s for s in labels)
+    assert "best dense of these runs (not the full schedule) (90.00%)" in _labels(P.plot_accuracy_vs_lr(df, [0.36]))
+    assert P.plot_accuracy_vs_lr(df.iloc[:0], [0.36]) is None
+
+
+def test_at_most_six_sparsity_panels_in_rows_of_three():
+    df = pd.DataFrame({"setting": "lt_imp", "model": "m", "dataset": "d", "epochs": 1, "lr": 0.1, "seed": 1,
+                       "final_acc": 80.0, "target_sparsity": [1 - 0.8 ** r for r in range(1, 15)]})
+    chosen = P.lr_panel_sparsities(df)
+    assert len(chosen) == 6 and chosen[0] == 0.2 and chosen[-1] == round(1 - 0.8 ** 14, 3)
+    fig = P.plot_accuracy_vs_lr(df, chosen)
+    assert len(fig.axes) == 6 and fig.get_size_inches()[0] * 110 <= 1400
+
+
+def test_correlation_indicator_figure_has_the_chance_line():
+    t = pd.DataFrame({"epochs": 10, "lr": [0.1, 0.1, 0.01], "seed": [1, 2, 1], "sparsity": 0.832, "p": 0.1,
+                      "R_p(θ0⊙m, θT⊙m)": [0.3, 0.32, 0.5], "R_p(θ0'⊙m, θT⊙m)": [0.1, float("nan"), 0.11]})
+    fig = P.plot_correlation_indicator(t)
+    labels = _labels(fig)
+    assert "chance: R_p = p = 0.1" in labels and "R_p(θ0 ⊙ m (LT), θT ⊙ m)" in labels
+    assert fig.axes[0].get_title() == "sparsity 0.832, 10 epochs" and P.plot_correlation_indicator(t.iloc[:0]) is None
 
 
 def test_length_and_data_order_figures(tmp_path):
-    for name, epochs, order in (("e10", 10, "replay"), ("e40", 40, "replay"), ("e10f", 10, "fresh")):
-        lt_rr_grid(experiment(tmp_path, name=name, epochs=epochs, data_order=order), gap=1.0)
-    exp = experiment(tmp_path, name="e10")
-    t = R.length_table(R.gather(exp).everything, exp)
+    grids = [experiment(tmp_path, name=n, epochs=e, data_order=o)
+             for n, e, o in (("e10", 10, "replay"), ("e40", 40, "replay"), ("e10f", 10, "fresh"))]
+    for g in grids:
+        lt_rr_grid(g, gap=1.0)
+    t = R.length_table(R.pooled_runs(R.gather(grids[0]).everything, grids[0], grids).runs)
     fig = P.plot_gap_vs_epochs(t, "replay")
     assert len(fig.axes) == 2 and [int(x) for x in fig.axes[0].get_xticks()] == [10, 40]
-    assert {s.get_text() for s in fig.axes[0].get_legend().get_texts()} == {"sparsity 0.200", "sparsity 0.360"}
+    assert set(_labels(fig)) == {"sparsity 0.200", "sparsity 0.360"}
     order = P.plot_data_order(t)
-    assert {s.get_text() for s in order.axes[0].get_legend().get_texts()} == {"fresh", "replay"}
+    assert set(_labels(order)) == {"fresh", "replay"}
     assert P.plot_data_order(t[t["data_order"] == "replay"]) is None
     assert P.plot_gap_vs_epochs(t.iloc[:0]) is None
 
@@ -129,10 +263,67 @@ def test_code_versions_of_no_runs():
     assert report.code_versions(pd.DataFrame(columns=["code_version"])).startswith("runs: no runs")
 
 
-def test_check_report_wants_the_premise_before_the_verdicts():
+def test_check_report_wants_the_premise_first_and_figure_3_right_after_it():
     spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
-    assert check.section_order("Premise check ... Winning-ticket verdicts ...") is None
-    assert check.section_order("Winning-ticket verdicts ... Premise check") == "verdicts come before the premise check"
-    assert check.section_order("Winning-ticket verdicts") == "no premise check"
+    good = "What this report found ... Premise check ... Accuracy vs learning rate ... Ticket verdicts ..."
+    assert check.section_order(good) is None
+    assert check.section_order("Ticket verdicts ... Premise check ... Accuracy vs learning rate") == \
+        "verdicts come before the premise check"
+    assert check.section_order("Ticket verdicts") == "no premise check"
+    assert check.section_order("Premise check ... Accuracy vs sparsity ... Accuracy vs learning rate") == \
+        "the accuracy-vs-learning-rate figure does not follow the premise check"
+    assert check.section_order("Premise check ... Ticket verdicts") == \
+        "the accuracy-vs-learning-rate figure does not follow the premise check"
+
+
+# ----------------------------------------------------------------------------- the analysis notebook itself
+@pytest.mark.slow
+def test_the_analysis_notebook_renders_a_report_on_fake_runs(tmp_path):
+    """Headless, as make runs it: jupytext -> papermill (kernel lthlib) -> HTML, on a fake study of two
+    grids (16 and 4 epochs; seed 3 without weight files). The report reads top to bottom."""
+    import re
+
+    import jupytext
+    import papermill
+
+    from fakeruns import fake_study
+    params_dir = fake_study(tmp_path)
+    out = tmp_path / "out"
+    src = tmp_path / "analysis.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "analysis.py"), src)
+    done = out / "study" / "reports" / "analysis.ipynb"
+    done.parent.mkdir(parents=True)
+    papermill.execute_notebook(str(src), str(done), kernel_name="lthlib", cwd=str(ROOT), progress_bar=False,
+                               parameters={"params_file": str(params_dir / "study.yaml"),
+                                           "params_dir": str(params_dir), "overrides": {"out_root": str(out)}})
+    page = done.with_suffix(".html")
+    report.render(done, page)
+    text = re.sub(r"<[^>]+>", " ", page.read_text())
+    spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" / "check_report.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.section_order(text) is None
+    found = text.index("What this report found")
+    assert found < text.index("Premise check") and "secondary prize tickets: " in text[found:text.index("Premise check")]
+    figures = {p.name for p in (out / "study" / "reports" / "figures").iterdir()}
+    assert {"accuracy_vs_lr.svg", "accuracy_vs_sparsity.svg", "correlation_indicator.svg", "gap_vs_epochs.svg"} <= figures
+    assert 'href="figures/accuracy_vs_lr.svg"' in page.read_text() and 'href="verdicts.csv"' in page.read_text()
+    v = pd.read_csv(out / "study" / "reports" / "verdicts.csv")
+    assert {"class", "c1", "c5", "at the boundary"} <= set(v.columns) and len(v) > 0
+    assert "study_4ep" in text and "results-only run folder" in text  # pooled grid listed, missing weights named
+
+
+@pytest.mark.slow
+def test_the_analysis_notebook_renders_with_no_runs_at_all(tmp_path):
+    """A grid with nothing finished yet: every section says so instead of failing."""
+    import jupytext
+    import papermill
+    src, done = tmp_path / "analysis.ipynb", tmp_path / "done.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "analysis.py"), src)
+    papermill.execute_notebook(str(src), str(done), kernel_name="lthlib", cwd=str(ROOT), progress_bar=False,
+                               parameters={"params_file": "params/demo.yaml", "overrides": {"out_root": str(tmp_path)}})
+    report.render(done, tmp_path / "a.html")
+    text = (tmp_path / "a.html").read_text()
+    assert "No ticket verdicts yet" in text and "Premise not checked" in text and "No sparse run finished yet" in text

@@ -1,18 +1,20 @@
-"""Collecting runs, which of them a grid counts, C3's reference, the premise check, verdicts and the
-training-length table -- from run folders written straight to disk with known numbers (tests/fakeruns.py)."""
+"""Collecting runs, which of them a grid counts, the best dense model of the full schedule, the paper's
+verdicts on a grid's runs, the LT-RR gaps, pooling other grids for the training-length table, the
+premise check, the layerwise masks, the θ0-θT correlation and the correlation indicator R_p -- from run
+folders written straight to disk with known numbers (tests/fakeruns.py)."""
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
-from fakeruns import experiment, fake_run, lt_rr_grid, stale_copy
+from fakeruns import experiment, fake_run, lt_rr_grid, stale_copy, write_weights
 from lthlib import results as R
 from lthlib.models import build_model, load_profile
 
 
-def verdicts_of(exp):
-    c = R.gather(exp)
-    return R.verdicts(c.counted, R.c3_reference(c.everything, exp))
+def gaps_of(exp):
+    return R.lt_rr_gaps(R.gather(exp).counted)
 
 
 # ----------------------------------------------------------------------------- collecting, counting
@@ -29,7 +31,7 @@ def test_collect_one_row_per_finished_run_and_lists_unfinished_and_broken(tmp_pa
     assert unfinished[0] == "lt_omp-half-done"
     assert unfinished[1].startswith(broken.name) and "metrics.json lacks" in unfinished[1]
     assert {"setting", "model", "dataset", "lr", "epochs", "seed", "sparsity", "final_acc", "best_acc",
-            "data_order", "code_version"} <= set(df.columns)
+            "data_order", "code_version", "tf32", "amp"} <= set(df.columns)
 
 
 def test_a_run_made_with_other_parameters_is_not_counted_and_says_why(tmp_path):
@@ -38,14 +40,14 @@ def test_a_run_made_with_other_parameters_is_not_counted_and_says_why(tmp_path):
         fake_run(exp, "pretrain", 0.01, s, 88.0)
         fake_run(exp, "lt_omp", 0.01, s, 84.0 + 0.1 * s, sparsity=0.36)
         fake_run(exp, "rr_omp", 0.01, s, 83.0, sparsity=0.36)
-    before = verdicts_of(exp).iloc[0]
+    before = gaps_of(exp).iloc[0]
     run = next((tmp_path / "g" / "runs").glob("lt_omp-*-s1-*"))
     stale = stale_copy(run, acc=10.0, momentum=0.5)
     c = R.gather(exp)
     assert stale.name in set(c.not_counted["run"]) and stale.name not in set(c.counted["run"])
     why = c.not_counted.set_index("run").loc[stale.name, "differs"]
     assert "momentum: 0.5 (now 0.9)" in why
-    after = verdicts_of(exp).iloc[0]
+    after = gaps_of(exp).iloc[0]
     assert after["n"] == before["n"] == 3 and after["LT mean"] == pytest.approx(before["LT mean"])
 
 
@@ -65,19 +67,40 @@ def test_runs_outside_the_grids_cells_are_not_counted(tmp_path):
         assert text in why, text
 
 
-# ----------------------------------------------------------------------------- C3's reference
-def test_c3_reference_is_missing_without_a_full_schedule_dense_run(tmp_path):
+def test_a_fresh_order_grid_counts_its_dense_runs(tmp_path):
+    """data_order: fresh changes the sparse runs only; the dense runs the engine makes for that grid (with
+    the replay identity) are counted, so the premise check and ④ are filled."""
+    exp = experiment(tmp_path, data_order="fresh")
+    lt_rr_grid(exp, gap=2.0)
+    c = R.gather(exp)
+    assert not len(c.not_counted) and set(c.counted["setting"]) == {"pretrain", "lt_imp", "rr_imp"}
+    assert (c.counted["setting"] == "pretrain").sum() == 6
+    assert R.premise(R.dense_by_lr(c.counted))["status"].iloc[0] != "cannot be checked (one lr)"
+    assert R.ticket_verdicts(c.counted, None, exp)["c4"].notna().all()
+
+
+def test_a_real_dense_run_of_a_fresh_order_grid_is_counted(tiny_exp):
+    """The identity the engine really writes for a fresh-order grid's dense run is the one the report counts."""
+    import lthlib as L
+    exp = tiny_exp(epochs=1, data_order="fresh", settings=["pretrain"])
+    pre = L.pretrain(exp)
+    c = R.gather(exp)
+    assert list(c.counted["run"]) == [pre.name] and not len(c.not_counted)
+
+
+# ----------------------------------------------------------------------------- the best dense model, full schedule
+def test_the_best_dense_model_is_missing_without_a_full_schedule_dense_run(tmp_path):
     exp = experiment(tmp_path, full_epochs=40)
     lt_rr_grid(exp, gap=2.0, dense=(80.0, 70.0))  # short-schedule dense runs exist: never a stand-in
     c = R.gather(exp)
-    assert R.c3_reference(c.everything, exp) is None
-    v = R.verdicts(c.counted, None)
-    assert v["C3 jackpot"].isna().all() and v["wins"].isna().all() and v["C2 beats RR"].all()
-    assert all("C3 not evaluated" in line for line in R.verdict_summary(v))
-    assert "C3 reference missing" in R.reference_summary(None, exp) and "40-epoch" in R.reference_summary(None, exp)
+    assert R.best_dense_full_schedule(c.everything, exp) is None
+    v = R.ticket_verdicts(c.counted, None, exp)
+    assert v["c5"].isna().all() and (v["c5 result"] == "not evaluated").all()
+    text = R.reference_summary(None, exp)
+    assert "Best dense model (full schedule) missing" in text and "40-epoch" in text and "⑤" in text
 
 
-def test_c3_reference_is_the_best_lr_full_schedule_dense_model_of_any_grid(tmp_path):
+def test_the_best_dense_model_is_the_best_lr_full_schedule_dense_model_of_the_pooled_grids(tmp_path):
     exp = experiment(tmp_path, full_epochs=40)
     lt_rr_grid(exp, gap=2.0, dense=(80.0, 70.0))
     full = experiment(tmp_path, name="long", epochs=40)
@@ -90,58 +113,105 @@ def test_c3_reference_is_the_best_lr_full_schedule_dense_model_of_any_grid(tmp_p
     odd = experiment(tmp_path, name="odd", epochs=40, momentum=0.5)  # another recipe: not a reference
     fake_run(odd, "pretrain", 0.1, 1, 99.0)
     c = R.gather(exp)
-    ref = R.c3_reference(c.everything, exp)
+    pool = R.pooled_runs(c.everything, exp, [exp, full, fresh, odd])
+    ref = R.best_dense_full_schedule(pool.runs, exp)
     assert ref["lr"] == 0.1 and ref["epochs"] == 40 and ref["mean"] == pytest.approx(92.5) and ref["n"] == 2
     assert ref["grids"] == ["long"]
-    v = R.verdicts(c.counted, ref)  # LT ~90 < 92.5: no jackpot; with tol 3 it is
-    assert not v["C3 jackpot"].any() and v["dense best lr (full schedule)"].eq(92.5).all()
-    assert R.verdicts(c.counted, ref, tol=3.0)["C3 jackpot"].all()
+    assert R.best_dense_full_schedule(R.pooled_runs(c.everything, exp, [exp]).runs, exp) is None  # not pooled
+    assert "best lr 0.1 with the full 40-epoch schedule, 92.50%" in R.reference_summary(ref, exp)
 
 
-# ----------------------------------------------------------------------------- verdicts
+# ----------------------------------------------------------------------------- the paper's verdicts on a grid
+def _ticket_grid(tmp_path, **kw):
+    """lr 0.01 and 0.1, 3 seeds, LT-/RR-OMP at 0.832 (LT - RR = 2) and dense at both lrs; 160 epochs."""
+    exp = experiment(tmp_path, epochs=160, sparsities=[0.832], settings=["pretrain", "lt_omp", "rr_omp"], **kw)
+    for i, s in enumerate(exp.seeds):
+        for lr, dense, lt in ((0.1, 92.0, 90.0), (0.01, 90.0, 89.8)):
+            fake_run(exp, "pretrain", lr, s, dense + 0.1 * i)
+            fake_run(exp, "lt_omp", lr, s, lt + 0.2 * i, sparsity=0.832)
+            fake_run(exp, "rr_omp", lr, s, lt - 2.0 + 0.1 * i, sparsity=0.832)
+    return exp
+
+
+def test_ticket_verdicts_follow_the_paper_and_missing_inputs_are_not_evaluated(tmp_path):
+    exp = _ticket_grid(tmp_path)
+    c = R.gather(exp)
+    ref = R.best_dense_full_schedule(c.everything, exp)
+    v = R.ticket_verdicts(c.counted, ref, exp).set_index("lr")
+    assert list(v["family"]) == ["OMP", "OMP"] and v["c1"].all() and v["c3"].all()
+    assert v.loc[0.01, "c4"] and not v.loc[0.1, "c4"]  # 89.8 vs dense 90.0 - 0.5; 90.0 vs 92.0 - 0.5
+    assert v["c2"].isna().all() and "no SDT runs" in v["c2 note"].iloc[0]  # no SDT in the grid: never False
+    assert v.loc[0.01, "class"] == "not evaluated" and v.loc[0.1, "class"] == "none"
+    assert "not in the paper: CIFAR-10's thresholds" in v["threshold note"].iloc[0]
+    assert R.ticket_verdicts(c.counted, ref, exp, similar=3.0).set_index("lr").loc[0.1, "c4"]
+    t3 = R.ticket_summary(R.ticket_verdicts(c.counted, ref, exp), c.counted).iloc[0]
+    assert t3["candidates"] == 2 and t3["secondary prize?"] == "not evaluated" and "Fashion-MNIST" in t3["paper"]
+
+
+def test_a_short_schedule_fails_condition_one(tmp_path):
+    exp = _ticket_grid(tmp_path, full_epochs=320)
+    c = R.gather(exp)
+    v = R.ticket_verdicts(c.counted, None, exp)
+    assert not v["c1"].any() and (v["class"] == "none").all() and (v["full epochs"] == 320).all()
+
+
+def test_the_verdict_table_is_saved_with_every_column(tmp_path):
+    exp = _ticket_grid(tmp_path)
+    c = R.gather(exp)
+    v = R.ticket_verdicts(c.counted, R.best_dense_full_schedule(c.everything, exp), exp)
+    R.save_table(v, tmp_path / "verdicts.csv")
+    back = pd.read_csv(tmp_path / "verdicts.csv")
+    assert list(back.columns) == list(v.columns) and len(back) == 2
+    assert {"c1", "c5", "c3 CI low", "c3 result", "class", "at the boundary"} <= set(back.columns)
+
+
+# ----------------------------------------------------------------------------- LT vs RR at the same lr
 def test_gap_ci_and_p_values_are_scipys_paired_t_test(tmp_path):
     exp = experiment(tmp_path)
     lt_rr_grid(exp, gap=2.0)
     c = R.gather(exp)
-    row = verdicts_of(exp).query("lr == 0.01 and sparsity == 0.2").iloc[0]
+    row = gaps_of(exp).query("lr == 0.01 and sparsity == 0.2").iloc[0]
     lt = c.counted.query("setting == 'lt_imp' and lr == 0.01 and round == 1").sort_values("seed")["final_acc"]
     rr = c.counted.query("setting == 'rr_imp' and lr == 0.01 and round == 1").sort_values("seed")["final_acc"]
     ci = stats.ttest_rel(lt, rr).confidence_interval(0.95)
     assert row["n"] == 3 and row["gap"] == pytest.approx((lt.values - rr.values).mean())
     assert (row["CI low"], row["CI high"]) == pytest.approx((ci.low, ci.high))
-    assert row["p LT>RR"] == pytest.approx(stats.ttest_rel(lt, rr, alternative="greater").pvalue)
-    assert row["result"] == "LT beats RR" and row["C2 beats RR"]
+    assert row["p"] == pytest.approx(stats.ttest_rel(lt, rr).pvalue)
+    assert row["result"] == "LT beats RR" and row["note"] == ""
 
 
 def test_equal_accuracies_are_not_resolved_and_a_worse_lt_is_rr_beats_lt(tmp_path):
     exp = experiment(tmp_path)
     lt_rr_grid(exp, gap=0.0, noise=(0.0, 0.5, -0.4))
-    v = verdicts_of(exp)
-    assert v["result"].str.startswith("not resolved at n = 3, CI [").all() and not v["C2 beats RR"].any()
-    assert any("lr 0.1, IMP: LT beats RR at 0 of 2 sparsities" in line for line in R.verdict_summary(v))
+    assert gaps_of(exp)["result"].str.startswith("not resolved at n = 3, CI [").all()
     exp2 = experiment(tmp_path / "b")
     lt_rr_grid(exp2, gap=-3.0)
-    assert (verdicts_of(exp2)["result"] == "RR beats LT").all()
+    assert (gaps_of(exp2)["result"] == "RR beats LT").all()
 
 
 def test_two_seeds_are_underpowered_and_one_seed_has_no_test(tmp_path):
     exp = experiment(tmp_path, seeds=[1, 2])
     lt_rr_grid(exp, gap=5.0)
-    v = verdicts_of(exp)
-    assert v["result"].str.endswith("(underpowered: n = 2)").all()
-    assert all("underpowered: n = 2" in line for line in R.verdict_summary(v))
+    assert gaps_of(exp)["result"].str.endswith("(underpowered: n = 2)").all()
     exp1 = experiment(tmp_path / "one", seeds=[1])
     lt_rr_grid(exp1, gap=5.0)
-    v1 = verdicts_of(exp1)
-    assert (v1["n"] == 1).all() and not v1["C2 beats RR"].any() and v1["CI low"].isna().all()
+    g1 = gaps_of(exp1)
+    assert (g1["n"] == 1).all() and g1["CI low"].isna().all() and not g1["result"].str.startswith("LT beats").any()
 
 
-def test_c1_follows_the_same_lr_dense_model(tmp_path):
-    exp = experiment(tmp_path)
-    lt_rr_grid(exp, gap=0.5, dense=(92.0, 89.0), lt_base=90.0, noise=(0.0, 0.0, 0.0))
-    v = verdicts_of(exp)  # LT 89.5: >= dense 89 at lr 0.01, < dense 92 at lr 0.1
-    assert v.query("lr == 0.01")["C1 matching"].all() and not v.query("lr == 0.1")["C1 matching"].any()
-    assert not v.query("lr == 0.01")["C3 jackpot"].any()  # the best dense (92, this grid's full schedule)
+def test_lt_and_rr_means_use_the_paired_seeds_of_an_incomplete_grid(tmp_path):
+    """An incomplete grid (RR's seed 3 not finished): LT's and RR's means are over the seeds both have,
+    so LT mean - RR mean is the printed gap, and n says how many (it was LT over 3 seeds, RR over 2)."""
+    exp = experiment(tmp_path, sparsities=[0.36], settings=["pretrain", "lt_omp", "rr_omp"])
+    for s, (lt, rr) in zip(exp.seeds, ((90.0, 88.0), (91.0, 88.6), (96.0, None))):
+        fake_run(exp, "lt_omp", 0.1, s, lt, sparsity=0.36)
+        if rr is not None:
+            fake_run(exp, "rr_omp", 0.1, s, rr, sparsity=0.36)
+    g = gaps_of(exp).iloc[0]
+    assert g["n"] == 2 and g["LT n"] == 3 and g["RR n"] == 2
+    assert g["LT mean"] == pytest.approx(90.5) and g["RR mean"] == pytest.approx(88.3)
+    assert g["LT mean"] - g["RR mean"] == pytest.approx(g["gap"])
+    assert g["note"] == "means and gap over the 2 seeds both have (LT 3 runs, RR 2)"
 
 
 def test_imp_and_omp_points_at_one_sparsity_share_a_label(tmp_path):
@@ -187,16 +257,62 @@ def test_dense_by_lr_reads_the_runs_and_the_correlation(tmp_path):
     assert d.loc[0.1, "mean"] == 90.0 and d.loc[0.01, "n"] == 3 and d.loc[0.01, "θ0-θT pearson r"] == 0.9
 
 
-# ----------------------------------------------------------------------------- length and data order
-def test_length_table_pools_the_tiers_grids_and_both_data_orders(tmp_path):
-    for name, epochs, order in (("e10", 10, "replay"), ("e40", 40, "replay"), ("e10f", 10, "fresh")):
-        lt_rr_grid(experiment(tmp_path, name=name, epochs=epochs, data_order=order), gap=epochs / 10)
-    lt_rr_grid(experiment(tmp_path, name="other", epochs=20, weight_decay=0.0), gap=9.0)  # another recipe
-    exp = experiment(tmp_path, name="e10")
-    t = R.length_table(R.gather(exp).everything, exp)
+# ----------------------------------------------------------------------------- pooling, length and data order
+def test_length_table_pools_the_named_grids_and_both_data_orders(tmp_path):
+    grids = [experiment(tmp_path, name=n, epochs=e, data_order=o)
+             for n, e, o in (("e10", 10, "replay"), ("e40", 40, "replay"), ("e10f", 10, "fresh"))]
+    for g in grids:
+        lt_rr_grid(g, gap=g.epochs / 10)
+    other = experiment(tmp_path, name="other", epochs=20, weight_decay=0.0)  # another recipe
+    lt_rr_grid(other, gap=9.0)
+    exp = grids[0]
+    pool = R.pooled_runs(R.gather(exp).everything, exp, grids + [other])
+    t = R.length_table(pool.runs)
     assert sorted(set(zip(t["epochs"], t["data_order"]))) == [(10, "fresh"), (10, "replay"), (40, "replay")]
     assert t.query("epochs == 40")["gap"].mean() == pytest.approx(4.0, abs=0.05)
     assert (t["n"] == 3).all()
+    listed = pool.grids.set_index("grid")
+    assert listed.loc["other", "runs pooled"] == 0 and listed.loc["other", "not pooled because"] == "another recipe"
+    assert listed.loc["e10 (this grid)", "seeds"] == "1, 2, 3" and listed.loc["e40", "lrs"] == "0.01, 0.1"
+    assert listed.loc["e40", "runs pooled"] == 30 and listed.loc["e40", "code versions"] == "v1 (30)"
+
+
+def test_a_smoke_run_or_an_unnamed_grid_adds_no_point_to_the_length_table(tmp_path):
+    """Before: every run under the output root with this recipe was pooled, whatever its grid, seeds or
+    lrs, so a 1-epoch smoke run left in a grid's folder added an 'epochs 1' point silently."""
+    e10, e40 = experiment(tmp_path, name="e10", epochs=10), experiment(tmp_path, name="e40", epochs=40)
+    lt_rr_grid(e10, gap=1.0)
+    lt_rr_grid(e40, gap=4.0)
+    lt_rr_grid(e10.replace(epochs=1, seeds=[1]), gap=9.0)  # a smoke run in e10's own folder
+    lt_rr_grid(experiment(tmp_path, name="adhoc", epochs=20), gap=7.0)  # a grid the report does not name
+    everything = R.gather(e10).everything
+    assert {1, 20} <= set(everything["epochs"])
+    pool = R.pooled_runs(everything, e10, [e10, e40])
+    t = R.length_table(pool.runs)
+    assert sorted(set(t["epochs"])) == [10, 40] and (t["n"] == 3).all()
+    assert list(pool.grids["grid"]) == ["e10 (this grid)", "e40"]
+
+
+def _params_file(folder, name, epochs):
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\nmodel: lenet5\ndataset: fashion_mnist\nepochs: {epochs}\nlrs: [0.1, 0.01]\n"
+                    f"seeds: [1, 2, 3]\nimp_rounds: 2\nsparsities: [0.36]\n")
+    return path
+
+
+def test_pool_experiments_read_each_grids_params_file_and_name_the_others(tmp_path):
+    out, params_dir = tmp_path / "out", tmp_path / "params"
+    e10 = experiment(out, name="e10", epochs=10)
+    for name, epochs in (("e10", 10), ("e40", 40), ("adhoc", 20)):
+        fake_run(experiment(out, name=name, epochs=epochs), "pretrain", 0.1, 1, 90.0)
+    _params_file(params_dir, "e40", 40)
+    _params_file(params_dir, "e10", 99)  # this grid is always the report's own experiment, not reloaded
+    exps, notes = R.pool_experiments(e10, None, {"out_root": str(out), "name": "x"}, params_dir)
+    assert [(e.name, e.epochs, e.out_root) for e in exps] == [("e10", 10, str(out)), ("e40", 40, str(out))]
+    assert notes == [f"grid `adhoc`: no params file in `{params_dir}/` names it; not pooled"]
+    only, none = R.pool_experiments(e10, ["e40"], {"out_root": str(out)}, params_dir)
+    assert [e.name for e in only] == ["e10", "e40"] and not none
 
 
 # ----------------------------------------------------------------------------- layerwise, θ0 vs θT
@@ -209,12 +325,81 @@ def test_layerwise_table_picks_the_masks_nearest_the_asked_sparsity(tmp_path):
     assert t[(t["mask"] == "OMP") & (t["layer"] == "fc1.weight")]["sparsity (%)"].iloc[0] == pytest.approx(80)
 
 
+def _state(seed):
+    return build_model("lenet5", 1, 10, 28, init_seed=seed).state_dict()
+
+
 def test_weight_correlation_is_one_for_unchanged_weights(tmp_path):
     d = fake_run(experiment(tmp_path), "pretrain", 0.1, 1, 80)
-    state = build_model("lenet5", 1, 10, 28, init_seed=0).state_dict()
-    torch.save(state, d / "init.pt")
-    torch.save(state, d / "final.pt")
-    wc = R.weight_correlation(R.collect(tmp_path, "g")[0], 0.8)
+    write_weights(d, init=_state(0), final=_state(0))
+    wc, skipped = R.weight_correlation(R.collect(tmp_path, "g")[0])
     assert set(wc["layer"]) == set(load_profile("lenet5")) | {"(global)"}
-    assert (wc["pearson r"] > 0.999999).all() and (wc["top-k overlap"] == 1.0).all()
-    assert wc["chance overlap"].iloc[0] == pytest.approx(0.2, abs=1e-3)
+    assert (wc["pearson r"] > 0.999999).all() and skipped == []
+
+
+def test_weight_correlation_skips_and_names_runs_without_readable_weights(tmp_path):
+    """Before: a results-only dense run folder (no final.pt) made weight_correlation, so the report, crash."""
+    exp = experiment(tmp_path)
+    ok = fake_run(exp, "pretrain", 0.1, 1, 80)
+    write_weights(ok, init=_state(0), final=_state(1))
+    no_final = fake_run(exp, "pretrain", 0.1, 2, 80)
+    write_weights(no_final, final=None)
+    corrupt = fake_run(exp, "pretrain", 0.1, 3, 80)  # placeholder bytes: not a checkpoint
+    wc, skipped = R.weight_correlation(R.collect(tmp_path, "g")[0])
+    assert set(wc["seed"]) == {1} and len(wc) == len(load_profile("lenet5")) + 1
+    assert skipped[0] == f"`{no_final.name}`: final.pt missing (a results-only run folder)"
+    assert skipped[1].startswith(f"`{corrupt.name}`: ") and "corrupt" in skipped[1]
+    empty, _ = R.weight_correlation(R.collect(tmp_path, "g")[0].iloc[1:])
+    assert list(empty.columns) == ["lr", "seed", "epochs", "layer", "pearson r"]
+
+
+# ----------------------------------------------------------------------------- the correlation indicator R_p
+def test_correlation_indicator_against_a_hand_computation():
+    """Two layers, p = 0.25, relative to the remaining weights. Layer a keeps 8 of 10 (k = 2): top |x| at
+    {0, 2}, top |y| at {7, 0} (the pruned 8, 9 are large and must not count): overlap 1. Layer b keeps
+    all 4 (k = 1): both tops at 1: overlap 1. R_p = (1 + 1) / (0.25 * (8 + 4)) = 2/3."""
+    x = {"a": torch.tensor([9., 1, 8, 2, 3, 4, 5, 6, 100, 100]), "b": torch.tensor([[0.5, -3.], [1, 2]])}
+    y = {"a": torch.tensor([7., 2, 3, 4, 5, 6, 1, -9, 50, 50]), "b": torch.tensor([[0.1, 4.], [-2, 0]])}
+    m = {"a": torch.tensor([True] * 8 + [False] * 2), "b": torch.ones(2, 2, dtype=torch.bool)}
+    assert R.correlation_indicator(x, y, m, 0.25) == pytest.approx(2 / 3)
+    assert R.correlation_indicator(x, x, m, 0.25) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    big = {"a": torch.tensor(rng.normal(size=20000))}
+    other = {"a": torch.tensor(rng.normal(size=20000))}
+    keep = {"a": torch.tensor(rng.random(20000) < 0.3)}
+    assert R.correlation_indicator(big, other, keep, 0.1) == pytest.approx(0.1, abs=0.02)  # chance: p
+
+
+def test_the_nearest_omp_sparsity_is_used_and_said(tmp_path):
+    exp = experiment(tmp_path, sparsities=[0.59, 0.8], seeds=[1])
+    for s in exp.sparsities:
+        fake_run(exp, "lt_omp", 0.1, 1, 80, sparsity=s)
+    df = R.gather(exp).counted
+    used, note = R.nearest_omp_sparsity(df, 0.832)
+    assert used == 0.8 and "0.832 is not among the grid's OMP sparsities (0.590, 0.800)" in note and "0.800" in note
+    assert R.nearest_omp_sparsity(df, 0.59) == (0.59, "R_p at sparsity 0.590.")
+    assert R.nearest_omp_sparsity(df.iloc[:0], 0.59)[0] is None
+
+
+def _masked(state, mask):
+    return {k: v * mask[k] if k in mask else v for k, v in state.items()}
+
+
+def test_indicator_table_reads_the_dense_omp_and_rr_files_and_skips_missing_ones(tmp_path):
+    exp = experiment(tmp_path, sparsities=[0.8], settings=["pretrain", "lt_omp", "rr_omp"], seeds=[1, 2, 3])
+    theta0, thetaT, fresh = _state(0), _state(1), _state(2)
+    mask = {n: torch.rand(theta0[n].shape, generator=torch.Generator().manual_seed(3)) > 0.8
+            for n in load_profile("lenet5")}
+    for s in exp.seeds:
+        write_weights(fake_run(exp, "pretrain", 0.1, s, 90), init=theta0, final=thetaT if s != 3 else None)
+        write_weights(fake_run(exp, "lt_omp", 0.1, s, 88, sparsity=0.8), mask=mask)
+        rr = fake_run(exp, "rr_omp", 0.1, s, 87, sparsity=0.8)
+        write_weights(rr, init=_masked(fresh, mask) if s == 1 else None)
+    t, skipped = R.indicator_table(R.gather(exp).counted, 0.8, 0.1)
+    assert list(t["seed"]) == [1, 2]  # seed 3: the dense run has no final.pt
+    r1 = t.iloc[0]
+    assert r1["R_p(θ0⊙m, θT⊙m)"] == pytest.approx(R.correlation_indicator(theta0, thetaT, mask, 0.1))
+    assert r1["R_p(θ0'⊙m, θT⊙m)"] == pytest.approx(R.correlation_indicator(fresh, thetaT, mask, 0.1))
+    assert np.isnan(t.iloc[1]["R_p(θ0'⊙m, θT⊙m)"])  # seed 2: RR-OMP without init.pt
+    assert len(skipped) == 2 and "init.pt missing" in skipped[0] and "final.pt missing" in skipped[1]
+    assert R.indicator_table(R.gather(exp).counted, None)[0].empty

@@ -25,15 +25,11 @@ def test_a_pack_of_two_seeds_and_two_lrs_equals_the_four_runs_alone(tiny_exp, tm
                         weight_decay=1e-3)
         return [base.replace(lr=lr, seed=s) for lr in base.lrs for s in base.seeds]
     alone = [L.pretrain(e) for e in cells(tmp_path / "alone", "off")]
-    jobs = []
-    with engine.collecting(jobs):
-        for e in cells(tmp_path / "packed", "on"):
-            try:
-                L.pretrain(e)
-            except engine.Deferred:
-                pass
-    assert len(jobs) == 4 and len({j.spec.data_seed for j in jobs}) == 2 and len({j.exp.lr for j in jobs}) == 2
-    engine.train_jobs(jobs)
+    plans = [L.settings.plan(e, "pretrain")[0] for e in cells(tmp_path / "packed", "on")]
+    assert len({p.data_seed for p in plans}) == 2 and len({p.cell.lr for p in plans}) == 2
+    waves = []
+    engine.realize(plans, lambda k, ready: waves.append(len(ready)))
+    assert waves == [4]  # one wave: the four runs train as one pack
     packed = [L.pretrain(e) for e in cells(tmp_path / "packed", "on")]
     assert [r.name for r in alone] == [r.name for r in packed]
     assert packed[0].read_metrics()["packed_with"] == [r.name for r in packed]
@@ -53,7 +49,7 @@ def test_pack_grid_gives_the_folders_and_accuracies_of_notebook_by_notebook(tiny
     one_by_one = {}
     for lr in base.lrs:
         for seed in base.seeds:
-            for s in L.SETTINGS:
+            for s in base.settings:
                 for rd in L.run_setting(base.replace(lr=lr, seed=seed), s):
                     one_by_one[rd.name] = rd
     n = schedule.run_grid(_grid(tiny_exp, tmp_path / "grid", "on"))

@@ -15,7 +15,7 @@ from lthlib.pruning import global_sparsity
 @pytest.fixture
 def done(tiny_exp):
     exp = tiny_exp()
-    return exp, {s: L.run_setting(exp, s) for s in L.SETTINGS}
+    return exp, {s: L.run_setting(exp, s) for s in exp.settings}
 
 
 def test_every_setting_writes_a_self_describing_run_folder(done):
@@ -153,3 +153,106 @@ def test_identity_changes_with_recipe_but_not_with_threads(tiny_exp):
     b = L.pretrain(tiny_exp(epochs=1, threads=2))
     c = L.pretrain(tiny_exp(epochs=1, lr=0.01))
     assert a.path == b.path and a.path != c.path
+
+
+def test_every_registry_entry_is_a_plan_function_a_notebook_and_owned_fields():
+    """What registry.py's docstring promises: each setting has a plan function of its name, a notebook,
+    and the fields it names have the 'setting' identity role (and only settings own such fields)."""
+    from pathlib import Path
+    from lthlib import params as P, registry, settings
+    root = Path(__file__).resolve().parent.parent
+    owned = set()
+    for s in registry.SETTINGS:
+        assert callable(getattr(settings, s.name)), s.name
+        assert (root / "notebooks" / f"{s.notebook}.py").exists(), s.notebook
+        for f in s.params:
+            assert P.FIELDS[f].metadata["identity"] == P.SETTING, f
+        owned |= set(s.params)
+    assert {n for n, f in P.FIELDS.items() if f.metadata["identity"] == P.SETTING} == owned
+
+
+def test_a_setting_owned_parameter_renames_only_that_settings_runs(tiny_exp, monkeypatch):
+    """A parameter one setting owns enters the identity of that setting's runs and of nothing else."""
+    import dataclasses
+    from lthlib import registry, settings
+    exp = tiny_exp()
+    before = {p.name: p.setting for p in L.plans.closure(settings.grid_plans(exp))}
+    entry = registry.BY_NAME["lt_omp"]
+    monkeypatch.setitem(registry.BY_NAME, "lt_omp", dataclasses.replace(entry, params=("rr_seed_offset",)))
+    after = {p.name: p.setting for p in L.plans.closure(settings.grid_plans(exp))}
+    renamed = {s for n, s in before.items() if n not in after}
+    assert renamed == {"lt_omp"}
+    assert len(before) == len(after)
+    (lt,) = settings.plan(exp, "lt_omp")
+    assert lt.identity["rr_seed_offset"] == exp.rr_seed_offset
+
+
+def test_plans_say_what_a_setting_needs_without_training(tiny_exp):
+    from lthlib import settings
+    exp = tiny_exp()
+    rr = settings.plan(exp, "rr_imp")
+    assert [p.round for p in rr] == [1, 2] and all(p.mask == "copy" and p.start == "fresh" for p in rr)
+    assert [q.setting for q in rr[1].needs] == ["lt_imp"] and rr[1].needs[0].round == 2
+    assert settings.depends(exp, "rr_imp") == ["lt_imp"] and settings.depends(exp, "lt_imp") == ["pretrain"]
+    assert settings.sequential(exp, "lt_imp") and not settings.sequential(exp, "rr_imp")
+    waves = L.plans.waves(settings.plan(exp, "rr_imp"))
+    assert [sorted(p.setting for p in w) for w in waves] == [["pretrain"], ["lt_imp"], ["lt_imp", "rr_imp"], ["rr_imp"]]
+    assert not any(p.folder.path.exists() for w in waves for p in w)  # planning trains nothing
+
+
+def test_sdt_is_a_small_dense_network_of_the_subnetworks_size(tiny_exp):
+    """SDT (SPEC section 2): per sparsity a dense network of reduced widths with the subnetwork's
+    parameter count, its widths and both counts in metrics.json, on the LT runs' data order."""
+    exp = tiny_exp(model="resnet8_w8_s2", epochs=1, settings=["pretrain", "lt_imp", "sdt"], sparsities=[0.5])
+    runs = L.run_setting(exp, "sdt")
+    assert [round(r.read_config()["identity"]["sparsity"], 3) for r in runs] == [0.2, 0.36, 0.5]
+    for rd in runs:
+        ident, met = rd.read_config()["identity"], rd.read_metrics()
+        fit = met["sdt"]
+        assert ident["widths"] == fit["widths"] and abs(fit["sd_params"] / fit["target_params"] - 1) < 0.01
+        assert sum(v.numel() for k, v in rd.load_init().items() if "running" not in k and "num_batches" not in k) \
+            == fit["sd_params"]
+        assert ident["data_seed"] == L.settings.lt_data_seed(exp) and "mask_source" not in ident
+        assert met["global_sparsity"] == 0.0 and not rd.mask.exists()
+    assert runs[0].read_config()["identity"]["widths"] != runs[-1].read_config()["identity"]["widths"]
+
+
+def test_weight_rewinding_starts_from_theta_t_and_continues_the_dense_schedule(tiny_exp):
+    """WR (paper App. B): the dense run keeps θ_t; a WR run starts at θ_t ⊙ m bitwise, trains the
+    remaining T - t epochs, and its first lr is the dense run's lr at epoch t."""
+    exp = tiny_exp(epochs=4, milestones=[0.25, 0.75], settings=["pretrain", "lt_imp", "lt_omp", "wr_imp", "wr_omp"],
+                   rewind_epoch=1)
+    wr = L.run_setting(exp, "wr_imp") + L.run_setting(exp, "wr_omp")
+    pre, lts = L.pretrain(exp), L.run_setting(exp, "lt_imp")
+    theta_t = pre.load_kept(1)
+    dense_lrs = [float(r.split(",")[1]) for r in pre.history.read_text().splitlines()[1:]]
+    for rd, mask_run in zip(wr, lts + L.run_setting(exp, "lt_omp")):
+        m, start = rd.load_mask(), rd.load_init()
+        assert all(torch.equal(m[n], mask_run.load_mask()[n]) for n in m)
+        for n, v in theta_t.items():
+            assert torch.equal(start[n], v * m[n] if n in m else v), n
+        rows = rd.history.read_text().strip().splitlines()[1:]
+        assert [int(r.split(",")[0]) for r in rows] == [2, 3, 4]
+        assert [float(r.split(",")[1]) for r in rows] == dense_lrs[1:]
+        src = rd.read_config()["identity"]["weight_source"]
+        assert src == {"kind": "theta_t", "from": pre.name, "epoch": 1}
+        assert rd.read_config()["identity"]["rewind_epoch"] == 1
+    # rewind_epoch is the WR runs' own parameter: the other runs keep their names
+    other = tiny_exp(epochs=4, milestones=[0.25, 0.75], settings=exp.settings, rewind_epoch=2)
+    assert L.settings.plan(other, "lt_imp")[0].name == L.settings.plan(exp, "lt_imp")[0].name
+    assert L.settings.plan(other, "wr_imp")[0].name != L.settings.plan(exp, "wr_imp")[0].name
+
+
+def test_a_dense_run_missing_the_weights_a_rewinding_grid_needs_is_retrained(tiny_exp, capsys):
+    plain = tiny_exp(epochs=2, settings=["pretrain"])
+    pre = L.pretrain(plain)
+    assert not pre.kept(1).exists()
+    rewinding = tiny_exp(epochs=2, settings=["pretrain", "lt_omp", "wr_omp"], rewind_epoch=1)
+    again = L.pretrain(rewinding)
+    assert again.path == pre.path and again.kept(1).exists()
+    assert "weights_e001.pt missing" in capsys.readouterr().out
+
+
+def test_rewind_epoch_must_leave_epochs_to_train(tiny_exp):
+    with pytest.raises(L.ConfigError, match="rewind_epoch"):
+        tiny_exp(epochs=2, settings=["pretrain", "lt_omp", "wr_omp"], rewind_epoch=2)

@@ -84,3 +84,26 @@ def test_setting_names_are_spelled_out_in_one_file():
             if len(found) >= 3:
                 listing.append(p.name)
     assert sorted(set(listing)) == [], listing
+
+
+def test_the_protocol_and_the_results_stay_apart_from_the_engine():
+    """settings.py (the protocol) imports nothing of the engine or the training; results.py neither the
+    engine nor the settings' internals: it asks the protocol for plans only."""
+    graph = _graph()
+    assert not graph["settings"] & {"engine", "training", "capture", "packing", "schedule"}
+    assert not graph["results"] & {"engine", "training", "capture", "packing", "schedule"}
+    tree = ast.parse((LIB / "results.py").read_text())
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.value.id == "protocol"}
+    assert used <= {"plan_for", "plan", "grid_plans", "cells"}, used
+
+
+def test_no_hidden_mode_and_no_unread_environment_variable():
+    """The scheduler asks the plans (no module-global collecting mode); every LTHLIB_* variable set
+    somewhere is read somewhere."""
+    import re
+    texts = {p: p.read_text() for p in [*LIB.glob("*.py"), LIB.parent / "Makefile", *LIB.parent.glob("scripts/*")]}
+    assert not any("_COLLECT" in t or "Deferred" in t for t in texts.values())
+    for name in {m for t in texts.values() for m in re.findall(r"LTHLIB_[A-Z_]+", t)}:
+        readers = [p for p, t in texts.items() if re.search(rf"(\$\$?{name}\b|environ(\.get)?\(?\[?['\"]{name})", t)]
+        assert readers, f"{name} is set but never read"
