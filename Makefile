@@ -1,47 +1,136 @@
 # Lottery-ticket sanity checks: the pipeline. `make help` lists the targets.
 # Every unit of work is a file: an executed notebook per (setting, lr, seed) under
-# $(OUT)/<grid>/notebooks/, written only on success. Finished runs are skipped, cut ones resume.
+# $OUT/<grid>/notebooks/, written only on success. Finished runs are skipped, cut ones resume.
 SHELL := /bin/bash
 PROJECT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 OUT ?= outputs
 VENV ?= .venv
-PY := $(VENV)/bin/python
 PYTHON ?= python3
-STAMP := $(VENV)/.installed
 JOBS ?= 1
 SET ?=
 DATA ?=
+GRID ?=
 NGPU ?=
 LAUNCH ?=
-DATADIR := $(or $(DATA),outputs/data)
 SLURM_ARGS ?=
 PACK ?=
-# where each notebook job runs: here (default), on its own GPU slot (NGPU=N), or as a Slurm job
-ifeq ($(LAUNCH),slurm)
-LAUNCHER := $(PY) -m lthlib.launch --executor slurm --folder $(OUT)/slurm $(SLURM_ARGS) --
-else ifeq ($(LAUNCH),submitit-local)
-LAUNCHER := $(PY) -m lthlib.launch --executor local --folder $(OUT)/slurm --
-else ifneq ($(NGPU),)
-LAUNCHER := $(PY) -m lthlib.launch --gpu-slots $(NGPU) --lock-dir $(OUT)/.gpu-slots --
+CONFIRM ?=
+# What a user sets reaches the recipes as written: make never expands it (no $(shell ...) runs, not even
+# under make -n) and neither does the shell ($HOME stays $HOME, a ; runs nothing). Make reads these
+# variables only with $(value ...), hands them to the recipes as LTHLIB_* environment variables, which the
+# recipes check (check_root, check_jobs, check_grid) and quote ("$$LTHLIB_OUT"). None is exported under
+# its own name, and no command-line variable reaches a sub-make unless it is passed by name
+# (MAKEOVERRIDES). SET goes to the planner, which splits it into key=value pairs like a shell line; its
+# values reach the notebooks through YAML files, never a Makefile.
+AS_WRITTEN := SET OUT DATA GRID JOBS NGPU SLURM_ARGS CONFIRM
+MAKEOVERRIDES :=
+unexport $(AS_WRITTEN) VENV PYTHON PACK LAUNCH LAB_ARGS
+export LTHLIB_SET = $(value SET)
+export LTHLIB_OUT = $(value OUT)
+export LTHLIB_DATA = $(value DATA)
+export LTHLIB_GRID = $(value GRID)
+export LTHLIB_JOBS = $(value JOBS)
+export LTHLIB_NGPU = $(value NGPU)
+export LTHLIB_SLURM_ARGS = $(value SLURM_ARGS)
+export LTHLIB_CONFIRM = $(value CONFIRM)
+# the variables make does expand (VENV, PYTHON, PACK, LAUNCH, LAB_ARGS and any other set on the command
+# line): a '$' in one is refused before anything is expanded
+$(foreach v,$(filter-out $(AS_WRITTEN),$(sort VENV PYTHON PACK LAUNCH LAB_ARGS $(foreach w,$(.VARIABLES),$(if \
+  $(filter command,$(origin $(w))),$(w))))),$(if $(findstring $$,$(value $(v))),$(error $(v) holds a '$$': \
+  make would expand it; give the value without make or shell syntax)))
+ifneq ($(filter-out grid,$(value PACK)),)
+$(error PACK=$(value PACK): accepted: PACK=grid (train the grid in packs spanning its cells first), or no PACK)
+endif
+ifneq ($(filter-out slurm submitit-local,$(value LAUNCH)),)
+$(error LAUNCH=$(value LAUNCH): accepted: LAUNCH=slurm, LAUNCH=submitit-local, or no LAUNCH)
+endif
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# make -n: list the work, run nothing that writes (the plans, which only list, still run)
+dry := $(findstring n,$(firstword -$(MAKEFLAGS)))
+# where each notebook job runs: here (default), on its own GPU slot (NGPU=N), or as a Slurm job; the
+# $$LTHLIB_* words are expanded by the shell of the recipe that passes LAUNCHER to the grid's plan
+ifeq ($(value LAUNCH),slurm)
+LAUNCHER := $(PY) -m lthlib.launch --executor slurm --folder $$LTHLIB_OUT/slurm $$LTHLIB_SLURM_ARGS --
+else ifeq ($(value LAUNCH),submitit-local)
+LAUNCHER := $(PY) -m lthlib.launch --executor local --folder $$LTHLIB_OUT/slurm --
+else ifneq ($(value NGPU),)
+LAUNCHER := $(PY) -m lthlib.launch --gpu-slots $$LTHLIB_NGPU --lock-dir $$LTHLIB_OUT/.gpu-slots --
 endif
 # a value as one single-quoted shell word
 shq = '$(subst ','\'',$(1))'
-# SET reaches the planner as written: not expanded by make (no $(shell ...) runs), not by the shell
-# ($HOME stays $HOME), split into key=value pairs like a shell line; its values go to the notebooks
-# through YAML files, never into a Makefile. The sub-make gets SET= and DATA= so nothing expands them.
-unexport SET DATA
-export LTHLIB_SET = $(value SET)
-# the plan for a grid: a generated Makefile with one target per executed notebook; prints its path
-plan = $(PY) -m lthlib.plan params/$(1).yaml --out-root $(call shq,$(OUT)) $(2) \
-  $(if $(DATA),$(call shq,data_root=$(DATA))) --set "$$LTHLIB_SET"
-# run a grid: regenerate its plan (cheap), then make its targets with $(2) parallel jobs
-# PACK=grid: first train every run of the grid in packs that span its cells (lthlib.schedule), then the
-# notebooks execute, find their runs finished and tell the story
-define run_grid
-+@p=$$($(call plan,$(1),$(4))) && $(if $(filter grid,$(PACK)),$(PY) -m lthlib.schedule params/$(1).yaml \
-  out_root=$(call shq,$(OUT)) $(if $(DATA),$(call shq,data_root=$(DATA))) --set "$$LTHLIB_SET" &&) $(MAKE) --no-print-directory -f $$p OUT=$(call shq,$(OUT)) VENV=$(VENV) \
-  SET= DATA= "LAUNCHER=$(3)" -j$(2) all
+# the output root of a target that writes: set, a plain path (make and the shell would read a space, $,
+# ;, quotes and the like in it as syntax), neither / nor the checkout nor a folder above it; it need not
+# exist yet. Sets $$out (as given) and $$res (resolved).
+define check_root
+out="$$LTHLIB_OUT"; \
+[ -n "$$out" ] || { echo "error: OUT is empty: give the outputs folder, e.g. OUT=outputs" >&2; exit 2; }; \
+[[ "$$out" =~ ^[A-Za-z0-9._/+-]+$$ ]] || { echo "error: OUT='$$out': an outputs folder is a path of" \
+  "letters, digits and . _ - + / only (make and the shell read a space, \$$, ;, quotes and the like as" \
+  "syntax); e.g. OUT=outputs" >&2; exit 2; }; \
+res=$$(realpath -m -- "$$out") || exit 2; \
+[ ! -e "$$res" ] || [ -d "$$res" ] || { echo "error: OUT=$$out ($$res) is a file, not a folder" >&2; exit 2; }; \
+$(refuse_holders)
 endef
+# checks OUT before anything is deleted: set, a folder, neither the checkout nor a folder above it; sets
+# $$out and $$res (its resolved path)
+define check_out
+out="$$LTHLIB_OUT"; \
+[ -n "$$out" ] || { echo "error: OUT is empty: give the outputs folder, e.g. OUT=outputs" >&2; exit 2; }; \
+[ -d "$$out" ] || { echo "error: OUT=$$out is not a folder: nothing to clean" >&2; exit 2; }; \
+res=$$(cd -- "$$out" && pwd -P) || exit 2; \
+$(refuse_holders)
+endef
+define refuse_holders
+for here in "$$(pwd -P)" "$$(cd $(call shq,$(PROJECT)) && pwd -P)"; do case "$$here/" in "$${res%/}/"*) \
+  echo "error: OUT=$$out resolves to $$res, which is or holds $$here; give the outputs folder, e.g." \
+  "OUT=outputs" >&2; exit 2;; esac; done
+endef
+# the grid folders of the outputs root $$res (a folder with plan.mk or runs/ in it; links skipped): $$grids
+define find_grids
+grids=(); for g in "$$res"/*/; do g="$${g%/}"; [ -L "$$g" ] && continue; \
+  { [ -f "$$g/plan.mk" ] || [ -d "$$g/runs" ]; } && grids+=("$$g"); done
+endef
+# JOBS and NGPU are positive whole numbers (NGPU may be left out); SLURM_ARGS are sbatch options, no commands
+define check_jobs
+[[ "$$LTHLIB_JOBS" =~ ^[1-9][0-9]*$$ ]] || { echo "error: JOBS='$$LTHLIB_JOBS': give a positive whole" \
+  "number of notebooks to run at once, e.g. JOBS=2" >&2; exit 2; }; \
+[[ "$$LTHLIB_NGPU" =~ ^([1-9][0-9]*)?$$ ]] || { echo "error: NGPU='$$LTHLIB_NGPU': give a positive whole" \
+  "number of GPUs, e.g. NGPU=4, or leave NGPU out" >&2; exit 2; }; \
+case "$$LTHLIB_SLURM_ARGS" in *[\;\&\|\<\>\`\(\)\{\}]*|*$$'\n'*) echo "error: SLURM_ARGS='$$LTHLIB_SLURM_ARGS':" \
+  "give sbatch options only (e.g. SLURM_ARGS='--partition gpu --gpus 1'), no shell syntax" >&2; exit 2;; esac
+endef
+# $$g, the grid's params name, is a plain name (GRID=...)
+define check_grid
+[ -n "$$g" ] || { echo "error: GRID=<name of a params/*.yaml file> is required, e.g. GRID=cifar10_vgg16" >&2; \
+  exit 2; }; \
+[[ "$$g" =~ ^[A-Za-z0-9_-][A-Za-z0-9_.-]*$$ ]] || { echo "error: GRID='$$g': give the name of a" \
+  "params/*.yaml file without .yaml, e.g. GRID=cifar10_vgg16 (letters, digits, _ - and ., not starting" \
+  "with a dot)" >&2; exit 2; }
+endef
+data_arg = $${LTHLIB_DATA:+"data_root=$$LTHLIB_DATA"}
+# the plan for grid $$g: a generated Makefile with one target per executed notebook; prints its path
+plan = $(PY) -m lthlib.plan "params/$$g.yaml" --out-root "$$out" $(1) $(data_arg) --set "$$LTHLIB_SET"
+schedule = $(PY) -m lthlib.schedule "params/$$g.yaml" "out_root=$$out" $(data_arg) --set "$$LTHLIB_SET"
+# after a failed grid or report whose analysis notebook failed after the last rendered report (its
+# tables and figures are then newer than analysis.html): the report page is replaced by one that says
+# so (lthlib.report failed); $$p is the grid's plan.mk
+define withdraw_report
+r="$${p%/plan.mk}/reports"; if [ -n "$$p" ] && [ -f "$$r/analysis.failed.ipynb" ] && \
+  [ "$$r/analysis.failed.ipynb" -nt "$$r/analysis.html" ]; then \
+  $(PY) -m lthlib.report failed "$$r/analysis.failed.ipynb" "$$r/analysis.html" >&2; fi
+endef
+# run a grid: $(1) its params name (or $$LTHLIB_GRID), $(2) how many notebooks at once (a shell word),
+# $(3) the launcher, $(4) more plan arguments. Check the variables, regenerate its plan (cheap), then
+# make its targets. PACK=grid: first train every run of the grid in packs that span its cells
+# (lthlib.schedule), then the notebooks execute, find their runs finished and tell the story.
+define run_grid
++@$(check_root); $(check_jobs); g=$(1); $(check_grid); jobs=$(2); \
+p=$$($(call plan,$(4))) && $(if $(filter grid,$(value PACK)),$(if $(dry),echo $(schedule) &&,$(schedule) &&)) \
+  $(MAKE) --no-print-directory -f "$$p" "OUT=$$out" "VENV=$(VENV)" "LAUNCHER=$(3)" -j"$$jobs" all \
+  || { $(withdraw_report); exit 1; }
+endef
+grid_jobs := $${LTHLIB_NGPU:-$$LTHLIB_JOBS}
 define newline
 
 
@@ -51,23 +140,12 @@ endef
 FMNIST_ORDER := fmnist_resnet20_10ep fmnist_resnet20_40ep fmnist_resnet20_160ep fmnist_resnet20_40ep_fresh
 FMNIST_FOUND := $(basename $(notdir $(wildcard params/fmnist_resnet20_*.yaml)))
 FMNIST_GRIDS := $(filter $(FMNIST_FOUND),$(FMNIST_ORDER)) $(sort $(filter-out $(FMNIST_ORDER),$(FMNIST_FOUND)))
-# checks OUT before anything is deleted: set, a folder, neither the checkout nor a folder above it, and
-# an outputs root (a grid folder with plan.mk or runs/ in it); sets $$res to its resolved path
-define check_out
-out=$(call shq,$(OUT)); \
-[ -n "$$out" ] || { echo "error: OUT is empty: give the outputs folder, e.g. OUT=outputs" >&2; exit 2; }; \
-[ -d "$$out" ] || { echo "error: OUT=$$out is not a folder: nothing to clean" >&2; exit 2; }; \
-res=$$(cd "$$out" && pwd -P) || exit 2; \
-for here in "$$(pwd -P)" "$$(cd $(call shq,$(PROJECT)) && pwd -P)"; do case "$$here/" in "$${res%/}/"*) \
-  echo "error: OUT=$$out resolves to $$res, which holds $$here; give the outputs folder, e.g. OUT=outputs" >&2; \
-  exit 2;; esac; done
-endef
 .PHONY: help setup demo report reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
         reproduce-imagenet reproduce-fmnist grid report index check-report lab test test-slow bench clean clean-runs fashion-mnist
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
-	@echo; echo "Variables: OUT=$(OUT) JOBS=$(JOBS) SET='key=value ...' (override a grid) DATA=/dataset/root"
+	@echo; echo "Variables: OUT=$$LTHLIB_OUT JOBS=$$LTHLIB_JOBS SET='key=value ...' (override a grid) DATA=/dataset/root"
 	@echo "           NGPU=N (one GPU per notebook job; ImageNet: torchrun on N GPUs) LAUNCH=slurm|submitit-local SLURM_ARGS='--partition p --gpus 1'"
 
 setup: $(STAMP)  ## create .venv from requirements.txt and register the 'lthlib' Jupyter kernel
@@ -81,65 +159,72 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # the last of the four IDX files written: its presence means the dataset is on disk (no work at start-up)
-FMNIST := $(DATADIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
-
-fashion-mnist: $(FMNIST)  ## put real Fashion-MNIST under outputs/data (or DATA=): download, else Debian's package
-
-$(FMNIST): | $(STAMP)
-	@$(PY) -m lthlib.data prepare fashion_mnist $(DATADIR) 2>/dev/null || { \
+fashion-mnist: | $(STAMP)  ## put real Fashion-MNIST under outputs/data (or DATA=): download, else Debian's package
+	@dir="$${LTHLIB_DATA:-outputs/data}"; [ -e "$$dir/FashionMNIST/raw/t10k-labels-idx1-ubyte" ] || { \
+	  $(PY) -m lthlib.data prepare fashion_mnist "$$dir" 2>/dev/null || { \
 	  echo "Fashion-MNIST: not on disk and no download; installing Debian's dataset-fashion-mnist"; \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
-	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $(DATADIR)/FashionMNIST/raw" >&2; exit 1; }; \
-	  $(PY) -m lthlib.data prepare fashion_mnist $(DATADIR); }
+	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $$dir/FashionMNIST/raw" >&2; exit 1; }; \
+	  $(PY) -m lthlib.data prepare fashion_mnist "$$dir"; }; }
 
-demo: $(STAMP) $(FMNIST)  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
+demo: $(STAMP) fashion-mnist  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
 	$(call run_grid,demo,2,$(LAUNCHER))
-	@$(PY) -m lthlib.results index $(OUT)
-	@echo "Report: $(OUT)/demo/reports/analysis.html   Index: $(OUT)/reports/index.html"
+	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
+	@echo "Report: $$LTHLIB_OUT/demo/reports/analysis.html   Index: $$LTHLIB_OUT/reports/index.html"
 
 reproduce-cifar: $(STAMP)  ## CIFAR-10 ResNet-20 paper grid: 160 epochs, lr 0.1/0.01, 14 IMP rounds, OMP, RR
-	$(call run_grid,cifar10_resnet20,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
-	@$(PY) -m lthlib.results index $(OUT)
+	$(call run_grid,cifar10_resnet20,$(grid_jobs),$(LAUNCHER))
+	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
 
 reproduce-cifar-78ep: $(STAMP)  ## epoch ablation: the ResNet-20 grid with the 78-epoch schedule
-	$(call run_grid,cifar10_resnet20_78ep,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar10_resnet20_78ep,$(grid_jobs),$(LAUNCHER))
 
 reproduce-cifar-models: $(STAMP)  ## the other CIFAR-10 models: wide ResNet-32, VGG-16/19, MobileNet-v1
-	$(call run_grid,cifar10_resnet32_wide,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
-	$(call run_grid,cifar10_vgg16,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
-	$(call run_grid,cifar10_vgg19,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
-	$(call run_grid,cifar10_mobilenet,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar10_resnet32_wide,$(grid_jobs),$(LAUNCHER))
+	$(call run_grid,cifar10_vgg16,$(grid_jobs),$(LAUNCHER))
+	$(call run_grid,cifar10_vgg19,$(grid_jobs),$(LAUNCHER))
+	$(call run_grid,cifar10_mobilenet,$(grid_jobs),$(LAUNCHER))
 
 reproduce-cifar100: $(STAMP)  ## CIFAR-100: ResNet-20, wide ResNet-32, VGG-19
-	$(call run_grid,cifar100_resnet20,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
-	$(call run_grid,cifar100_resnet32_wide,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
-	$(call run_grid,cifar100_vgg19,$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,cifar100_resnet20,$(grid_jobs),$(LAUNCHER))
+	$(call run_grid,cifar100_resnet32_wide,$(grid_jobs),$(LAUNCHER))
+	$(call run_grid,cifar100_vgg19,$(grid_jobs),$(LAUNCHER))
 
 reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50, torchrun on NGPU GPUs: make reproduce-imagenet DATA=/imagenet NGPU=8
-	@test -n "$(DATA)" || { echo "error: DATA=/path/to/imagenet (with train/ and val/ ImageFolders) is required" >&2; exit 2; }
-	$(call run_grid,imagenet_resnet50,1,$(if $(filter slurm submitit-local,$(LAUNCH)),$(LAUNCHER)),nproc=$(or $(NGPU),1))
+	+@[ -n "$$LTHLIB_DATA" ] || { echo "error: DATA=/path/to/imagenet (with train/ and val/ ImageFolders) is required" >&2; exit 2; }
+	$(call run_grid,imagenet_resnet50,1,$(if $(filter slurm submitit-local,$(value LAUNCH)),$(LAUNCHER)),nproc=$${LTHLIB_NGPU:-1})
 
-reproduce-fmnist: $(STAMP) $(FMNIST)  ## study tier: ResNet-20 on full Fashion-MNIST at 10/40/160 epochs + fresh data order
+reproduce-fmnist: $(STAMP) fashion-mnist  ## study tier: ResNet-20 on full Fashion-MNIST at 10/40/160 epochs + fresh data order
 	$(if $(strip $(FMNIST_GRIDS)),,$(error no params/fmnist_resnet20_*.yaml grid found: the study tier's grids live there))
-	$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(or $(NGPU),$(JOBS)),$(LAUNCHER))$(newline))
-	@$(PY) -m lthlib.results index $(OUT)
+	$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(grid_jobs),$(LAUNCHER))$(newline))
+	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
 
 grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]'] [NGPU=4] [LAUNCH=slurm]
-	@test -n "$(GRID)" || { echo "error: GRID=<name of a params/*.yaml file> is required" >&2; exit 2; }
-	$(call run_grid,$(GRID),$(or $(NGPU),$(JOBS)),$(LAUNCHER))
+	$(call run_grid,$$LTHLIB_GRID,$(grid_jobs),$(LAUNCHER))
 
-report: $(STAMP)  ## re-render the analysis report of every grid under $(OUT) (never trains), then the index
-	@for p in $(OUT)/*/plan.mk; do [ -e "$$p" ] || continue; \
-	  $(MAKE) --no-print-directory -f $$p OUT=$(OUT) VENV=$(VENV) report-only || exit 1; done
-	$(PY) -m lthlib.results index $(OUT)
+# every grid's report, from OUT's own runs into OUT (each analysis.params.yaml is pointed at OUT first, so
+# a copied outputs root never writes into the one it was copied from); SET= is refused, not ignored
+report: $(STAMP)  ## re-render the analysis report of every grid under OUT (never trains), then the index
+	+@$(check_root); \
+	[ -z "$$LTHLIB_SET" ] || { echo "error: make report re-renders each grid's report with the parameters of" \
+	  "its plan and takes no SET=; give SET= to the grid's own target (make grid GRID=<name> SET='...')," \
+	  "which renders its report too" >&2; exit 2; }; \
+	[ -d "$$res" ] || { echo "error: OUT=$$out: no such folder; give the outputs root that holds the grids" >&2; \
+	  exit 2; }; \
+	for p in "$$out"/*/plan.mk; do [ -e "$$p" ] || continue; a="$${p%/plan.mk}/reports/analysis.params.yaml"; \
+	  $(if $(dry),echo "point $$a at OUT=$$out",$(PY) -m lthlib.report retarget "$$a" "$$out") || exit 1; \
+	  $(MAKE) --no-print-directory -f "$$p" "OUT=$$out" "VENV=$(VENV)" report-only || { $(withdraw_report); \
+	  exit 1; }; done; \
+	$(if $(dry),echo) $(PY) -m lthlib.results index "$$out"
 
-index: $(STAMP)  ## rebuild $(OUT)/reports/index.html (links every report and executed notebook)
-	$(PY) -m lthlib.results index $(OUT)
+index: $(STAMP)  ## rebuild OUT/reports/index.html (links every report and executed notebook)
+	@$(check_root); $(PY) -m lthlib.results index "$$out"
 
 check-report: $(STAMP)  ## open every report page in headless Chromium, check console errors, save screenshots
+	@$(check_root)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q playwright
-	$(PY) scripts/check_report.py $(OUT)
+	$(PY) scripts/check_report.py "$$LTHLIB_OUT"
 
 lab: $(STAMP)  ## JupyterLab on the project kernel (notebooks/*.py open as notebooks via jupytext)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
@@ -153,19 +238,23 @@ test-slow: $(STAMP)  ## the slow tests too
 bench: $(STAMP)  ## throughput benchmark: official-style loop vs our engine (prints ratios)
 	$(PY) bench/bench_training.py
 
-clean:  ## remove temporary and derived files (converted notebooks, failed/tmp notebooks); keeps runs
-	@[ -z $(call shq,$(OUT)) ] || [ -d $(call shq,$(OUT)) ] || exit 0; $(check_out); \
-	rm -rf "$$res/.nbsrc"; \
+# an OUT that is not an outputs root: nothing to do for the default outputs/, an error for one given
+clean_not_a_root = $(if $(filter file,$(origin OUT)),echo "nothing to clean: $$res holds no grid folder"; exit 0,echo \
+  "error: OUT=$$out ($$res) holds no grid folder (<grid>/plan.mk or <grid>/runs/): not an outputs root;" \
+  "nothing cleaned" >&2; exit 2)
+
+clean:  ## remove temporary and derived files (converted notebooks, failed/tmp notebooks) of an outputs root; keeps runs
+	@out="$$LTHLIB_OUT"; [ -z "$$out" ] || [ -d "$$out" ] || exit 0; $(check_out); $(find_grids); \
+	[ $${#grids[@]} -gt 0 ] || { $(clean_not_a_root); }; \
+	rm -rf -- "$$res/.nbsrc"; \
 	find "$$res" \( -name '*.tmp.ipynb' -o -name '*.failed.ipynb' -o -name '.*.tmp[0-9]*' \) -type f -delete
 
-clean-runs:  ## delete every grid's runs, notebooks and reports under $(OUT) (asks first; CONFIRM=yes skips; data kept)
-	@$(check_out); \
-	grids=(); for g in "$$res"/*/; do g="$${g%/}"; [ -L "$$g" ] && continue; \
-	  { [ -f "$$g/plan.mk" ] || [ -d "$$g/runs" ]; } && grids+=("$$g"); done; \
+clean-runs:  ## delete every grid's runs, notebooks and reports under OUT (asks first; CONFIRM=yes skips; data kept)
+	@$(check_out); $(find_grids); \
 	[ $${#grids[@]} -gt 0 ] || { echo "error: OUT=$$out ($$res) holds no grid folder (<grid>/plan.mk or" \
 	  "<grid>/runs/): not an outputs root, nothing deleted" >&2; exit 2; }; \
 	echo "Grids under $$res: $${grids[*]##*/}"; \
-	if [ "$(CONFIRM)" != yes ]; then read -p "Delete their runs, notebooks and reports (data kept)? [y/N] " a; \
+	if [ "$$LTHLIB_CONFIRM" != yes ]; then read -p "Delete their runs, notebooks and reports (data kept)? [y/N] " a; \
 	  [ "$$a" = y ] || { echo "nothing deleted"; exit 1; }; fi; \
 	for g in "$${grids[@]}"; do rm -rf -- "$$g/runs" "$$g/notebooks" "$$g/reports" "$$g/plan.mk" "$$g/results.csv"; \
 	  rmdir -- "$$g" 2>/dev/null || true; done; \

@@ -15,10 +15,11 @@ One module per concern (README, "Layout"): ``params`` (the typed schema), ``regi
 import functools
 
 from . import registry as _registry
+from ._version import __version__
 from .errors import LTHError, ConfigError, DatasetMissingError, CheckpointError, MaskError
 from .params import Experiment, load, make_experiment, load_params_file
 from .registry import NAMES as SETTINGS
-from .engine import run_setting, pretrain, rr, realize
+from .engine import run_setting, run_cells, load_cells, pretrain, rr, realize
 from . import settings
 from .settings import grid_plans
 from .runs import RunDir
@@ -32,6 +33,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'lthlib' has no attribute {name!r}")
 
 
-__all__ = ["LTHError", "ConfigError", "DatasetMissingError", "CheckpointError", "MaskError", "Experiment",
-           "load", "make_experiment", "load_params_file", "SETTINGS", "run_setting", "pretrain", "rr", "realize",
+__all__ = ["__version__", "LTHError", "ConfigError", "DatasetMissingError", "CheckpointError", "MaskError", "Experiment",
+           "load", "make_experiment", "load_params_file", "SETTINGS", "run_setting", "run_cells", "load_cells", "pretrain",
+           "rr", "realize",
            "settings", "grid_plans", "RunDir"]

@@ -25,7 +25,7 @@ from . import distributed as dist
 from . import packing, settings
 from .errors import LTHError
 from .models import build_model, build_scaled, load_profile
-from .params import Experiment, identity as exp_identity
+from .params import Experiment, identity as exp_identity, load
 from .plans import RunPlan, closure, make_mask, start_state
 from .pruning import apply_mask, check_mask, global_sparsity, sparsity_table
 from .runs import RunDir, atomic_torch_save, atomic_write_csv, atomic_write_json, code_version, project_path
@@ -113,6 +113,22 @@ def run_setting(exp: Experiment, setting: str, sparsities=None, rounds: int | No
     return realize(settings.plan(cell, setting))
 
 
+def load_cells(params_file, overrides: dict | None = None, lr=None, seed=None) -> Experiment:
+    """A notebook's experiment: the grid of ``params_file`` (with ``overrides``) narrowed to the cell
+    (``lr``, ``seed``), or to every lr / every seed of the grid where they are None."""
+    exp = load(params_file, overrides, **{k: v for k, v in (("lr", lr), ("seed", seed)) if v is not None})
+    return exp.replace(lrs=[exp.lr] if lr is not None else exp.lrs, seeds=[exp.seed] if seed is not None else exp.seeds)
+
+
+def run_cells(exp: Experiment, setting: str) -> list[RunDir]:
+    """``run_setting`` for every (lr, seed) cell of ``exp``'s grid at once (the cells' runs train wave by
+    wave together); the runs in cell order."""
+    cells = settings.cells(exp)
+    if exp.nproc > 1 and not dist.is_distributed():
+        return [rd for cell in cells for rd in run_setting(cell, setting)]
+    return realize([p for cell in cells for p in settings.plan(cell, setting)])
+
+
 def pretrain(exp: Experiment) -> RunDir:
     """The cell's dense run (θ0 in init.pt, θT in final.pt)."""
     return run_setting(exp, "pretrain")[0]
@@ -139,11 +155,7 @@ def train_jobs(jobs: list[Job]) -> None:
     if not jobs:
         return
     exp = jobs[0].exp
-    if exp.threads:
-        torch.set_num_threads(exp.threads)
     device = dist.device_for_rank(exp.device)
-    set_determinism(exp, device)
-    profile = load_profile(exp.model)
     if exp.pack == "on" or (exp.pack == "auto" and device.type == "cuda"):
         groups: dict = {}
         for job in jobs:
@@ -151,8 +163,32 @@ def train_jobs(jobs: list[Job]) -> None:
         chunks = [g[i:i + exp.pack_size] for g in groups.values() for i in range(0, len(g), exp.pack_size)]
     else:
         chunks = [[job] for job in jobs]
+    if exp.workers > 1 and device.type == "cpu" and len(chunks) > 1 and not dist.is_distributed():
+        _train_in_workers(chunks, exp.workers)
+        return
     for chunk in chunks:
-        _locked(chunk, lambda left: _train_pack(left, profile, device))
+        train_chunk([job.plan for job in chunk])
+
+
+def train_chunk(plans: list[RunPlan]) -> None:
+    """Train one pack (or one run) under its folders' locks, in this process."""
+    exp = plans[0].cell
+    if exp.threads:
+        torch.set_num_threads(exp.threads)
+    device = dist.device_for_rank(exp.device)
+    set_determinism(exp, device)
+    profile = load_profile(exp.model)
+    _locked([Job(p) for p in plans], lambda left: _train_pack(left, profile, device))
+
+
+def _train_in_workers(chunks: list[list[Job]], workers: int) -> None:
+    """CPU: the chunks of one wave in ``workers`` processes at once (each trains as this one would: the
+    same folders, locks and bitwise results); a failure in a worker is raised here."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(min(workers, len(chunks))) as pool:
+        for _ in pool.imap_unordered(train_chunk, [[job.plan for job in chunk] for chunk in chunks]):
+            pass
 
 
 def _report_broken(plan: RunPlan) -> None:

@@ -63,9 +63,10 @@ def run_name(setting: str, model: str, dataset: str, lr: float, seed: int, round
     return f"{'-'.join(parts)}-{digest}"
 
 
-def notebook_stem(setting: str, lr_text: str, seed: int) -> str:
-    """An executed setting notebook's name without suffix (``lr_text``: the lr as target names write it)."""
-    return f"{setting}_lr{lr_text}_s{seed}"
+def notebook_stem(setting: str, lr_text: str | None, seed: int | None) -> str:
+    """An executed setting notebook's name without suffix (``lr_text``: the lr as target names write it);
+    a notebook running every cell of the grid (``notebooks: per_setting``) is named by its setting."""
+    return f"{setting}_all_cells" if lr_text is None else f"{setting}_lr{lr_text}_s{seed}"
 
 
 __all__ = ["NBSRC", "root", "grid_dir", "runs_dir", "notebooks_dir", "reports_dir", "figures_dir", "grid_results",

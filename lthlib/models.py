@@ -25,7 +25,11 @@ import yaml
 
 from .errors import ConfigError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "params" / "profiles"
+# The pruning profiles: params/profiles in a checkout (the source of truth); an installed wheel carries
+# them as lthlib/profiles (pyproject.toml maps params/profiles there), used when no checkout is around.
+PROFILE_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "params" / "profiles",
+                                Path(__file__).resolve().parent / "profiles") if d.is_dir()),
+                   Path(__file__).resolve().parent.parent / "params" / "profiles")
 
 
 # --------------------------------------------------------------------------- initialization
@@ -640,16 +644,18 @@ def derive_profile(model_name: str, model: nn.Module | None = None) -> list[str]
 
 
 def profile_path(model_name: str) -> Path:
+    """``PROFILE_DIR/<name>.yaml``: params/profiles/ in a checkout, lthlib/profiles/ in an installed wheel."""
     return PROFILE_DIR / f"{model_name}.yaml"
 
 
 def load_profile(model_name: str) -> list[str]:
-    """The prunable tensor names for ``model_name`` from params/profiles/<name>.yaml."""
+    """The prunable tensor names for ``model_name`` from its profile file (``profile_path``)."""
     check_model_name(model_name)
     path = profile_path(model_name)
     if not path.exists():
-        raise ConfigError(f"{path}: pruning profile missing. Regenerate it with "
-                          f"`python -m lthlib.models --write-profiles`.")
+        raise ConfigError(f"{path}: pruning profile missing. In a checkout, regenerate it with "
+                          f"`python -m lthlib.models --write-profiles`; an installed lthlib ships every "
+                          f"profile in lthlib/profiles/ (reinstall it from a wheel built from a checkout).")
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("prunable"), list):
         raise ConfigError(f"{path}: field 'prunable' must be a list of parameter names.")
@@ -661,6 +667,8 @@ def profile_hash(names: list[str]) -> str:
 
 
 def write_profiles() -> None:
+    """Write every model's profile to ``PROFILE_DIR`` (in a checkout: params/profiles, the source of truth
+    that a wheel ships as lthlib/profiles)."""
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     for name in MODELS:
         model = profile_model(name)

@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import math
 import re
+import reprlib
 import shlex
 import typing
 from dataclasses import dataclass, field, fields
@@ -45,7 +46,7 @@ def opt(default, doc: str = "", identity: str | None = None, ge=None, gt=None, l
     return field(default=default, metadata=meta)
 
 
-NAME_PATTERN = r"[A-Za-z0-9_.-]+"
+NAME_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"  # a plain name: no path, no leading dot
 # identity roles: in every run's identity; only away from the default (options added after runs existed);
 # in the identity of the runs of the settings that name the field in their registry ``params`` only
 ALWAYS, IF_SET, SETTING = "always", "if_set", "setting"
@@ -122,8 +123,13 @@ class Runtime:
     pack_size: int = opt(16, "most tickets per pack", ge=1)
     nproc: int = opt(1, "processes (GPUs) per run: > 1 launches torchrun (DDP)", ge=1)
     threads: int = opt(0, "torch threads; 0 = torch's default", ge=0)
+    workers: int = opt(1, "CPU: train the runs of one wave in this many processes at once (two 1-thread "
+                       "processes beat one 2-thread process); results are the same", ge=1, le=64)
     device: str = opt("auto", "auto (cuda when present) | cpu | cuda | cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
     out_root: str = opt("outputs", "output root (relative to the project root)")
+    notebooks: Literal["per_cell", "per_setting"] = opt(
+        "per_cell", "make's setting notebooks: one per (setting, lr, seed), or one per setting running every "
+        "cell of the grid (fewer kernel start-ups: the CPU demo)")
 
 
 @dataclass
@@ -134,6 +140,9 @@ class Grid:
     lrs: list[float] = opt([], "the grid's learning rates (default: [lr])", gt=0)
     seeds: list[int] = opt([], "the grid's seeds (default: [seed])")
     settings: list[str] = opt([], "the settings the grid runs (default: all)", choices=lambda: registry.NAMES)
+    sparse_lrs: list[float] = opt([], "the sparse-training lrs (paper Table 4): the dense model of a cell trains "
+                                  "at the cell's lr, every subnetwork run at each of these; [] = the cell's lr",
+                                  gt=0)
     full_epochs: int = opt(0, "the full training schedule of this recipe (condition ⑤'s best dense model is looked up "
                            "at this length); 0 = this grid's epochs", ge=0)
 
@@ -191,9 +200,30 @@ def _type_name(t) -> str:
     return {float: "number", int: "int", bool: "bool (true/false)", str: "str"}[t]
 
 
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, at most about ``limit`` characters: a long string, list or
+    mapping is cut before its repr is built (a message never holds a huge value)."""
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlevel = limit, limit, 3
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 8
+    text = r.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (a message never holds a huge value)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# YAML 1.1 reads a number with an exponent but no dot (1e-3) or no exponent sign (1.0e3) as text
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value, t, key: str, source: str):
-    """``value`` as type ``t`` (ints become floats where a number is asked for), or a ConfigError."""
-    bad = ConfigError(f"{source}: key {key!r} must be a {_type_name(t)}, got {value!r} ({type(value).__name__})")
+    """``value`` as type ``t`` (ints become floats where a number is asked for; ``1e-3``, which YAML 1.1
+    reads as text, is a number there), or a ConfigError."""
+    bad = ConfigError(f"{source}: key {key!r} must be a {_type_name(t)}, got {_short(value)} "
+                      f"({type(value).__name__})")
     if get_origin(t) is list:
         if not isinstance(value, (list, tuple)):
             raise bad
@@ -202,17 +232,22 @@ def _coerce(value, t, key: str, source: str):
         choices = get_args(t)
         if isinstance(value, bool) and _YAML_BOOL_WORDS[value] in choices:
             return _YAML_BOOL_WORDS[value]
-        if value not in choices:
-            raise ConfigError(f"{source}: key {key!r} = {value!r} is not one of {', '.join(choices)}")
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(f"{source}: key {key!r} = {_short(value)} is not one of {', '.join(choices)}")
         return value
     if t is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value.replace("_", ""))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         if not math.isfinite(value):
-            raise ConfigError(f"{source}: key {key!r} must be a finite number, got {value!r}")
+            raise ConfigError(f"{source}: key {key!r} must be a finite number, got {_short(value)}")
         return float(value)
     if t is bool and isinstance(value, bool) or t in (int, str) and type(value) is t:
         return value
+    if t is int and isinstance(value, str) and re.fullmatch(r"[-+]?0\d+", value.strip()):
+        raise ConfigError(f"{source}: key {key!r} = {_short(value)} has a leading zero (YAML reads such a "
+                          f"number as octal or as text); write it without the leading zero")
     raise bad
 
 
@@ -224,14 +259,15 @@ def _check_bounds(key: str, value, meta: dict, source: str) -> None:
         for k, ok, sym in ops:
             if meta[k] is not None and isinstance(v, (int, float)) and not ok(v, meta[k]):
                 what = "values" if isinstance(value, list) else "value"
-                raise ConfigError(f"{source}: key {key!r} {what} must be {sym} {meta[k]}, got {v!r}")
+                raise ConfigError(f"{source}: key {key!r} {what} must be {sym} {meta[k]}, got {_short(v)}")
         if meta["choices"] is not None and v not in meta["choices"]():
-            raise ConfigError(f"{source}: key {key!r} = {v!r} is not one of {', '.join(meta['choices']())}")
+            raise ConfigError(f"{source}: key {key!r} = {_short(v)} is not one of {', '.join(meta['choices']())}")
         if meta["pattern"] is not None and not re.fullmatch(meta["pattern"], v):
-            raise ConfigError(f"{source}: key {key!r} = {v!r} must match {meta['pattern']}"
-                              + (" (a plain name, not a path)" if meta["pattern"] == NAME_PATTERN else ""))
+            raise ConfigError(f"{source}: key {key!r} = {_short(v)} must match {meta['pattern']}"
+                              + (" (a plain name, not a path): letters, digits, _ - and ., not starting with a "
+                                 "dot" if meta["pattern"] == NAME_PATTERN else ""))
     if isinstance(value, list) and len(set(value)) != len(value):
-        raise ConfigError(f"{source}: key {key!r} lists a value twice: {value!r}")
+        raise ConfigError(f"{source}: key {key!r} lists a value twice: {_short(value)}")
 
 
 def validate(values: dict, source: str) -> dict:
@@ -242,9 +278,9 @@ def validate(values: dict, source: str) -> dict:
     out = {}
     for key, value in values.items():
         if key not in FIELDS:
-            close = difflib.get_close_matches(str(key), list(FIELDS), n=1)
+            close = difflib.get_close_matches(str(key)[:100], list(FIELDS), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown key {key!r}.{hint} Known keys: {', '.join(FIELDS)}.")
+            raise ConfigError(f"{source}: unknown key {_short(key)}.{hint} Known keys: {', '.join(FIELDS)}.")
         out[key] = _coerce(value, HINTS[key], key, source)
         if out[key] == [] and key in ("lrs", "seeds", "settings"):
             raise ConfigError(f"{source}: key {key!r} is empty: a grid needs at least one (or leave it out)")
@@ -289,26 +325,94 @@ def _check_cuda_graph(exp: Experiment, source: str) -> None:
                               f"set cuda_graph: false (or change {key})")
 
 
+# a params file is a flat mapping of a few dozen values: a document that expands (aliases counted each
+# time they are used) to more nodes than this is refused before it is built (a "billion laughs" bomb)
+MAX_YAML_NODES = 10_000
+
+
+class _NumberError(ConfigError):
+    """A YAML number written so YAML 1.1 reads it other than it looks (``010`` is 8)."""
+
+
+def _yaml_children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_yaml_size(root, cap: int = MAX_YAML_NODES) -> None:
+    """Refuse a YAML document whose nodes, each alias counted where it is used, exceed ``cap``, or an
+    alias that refers to itself: linear in the document's size (every node's expanded size is kept)."""
+    sizes, opened, stack = {}, set(), [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        kids = _yaml_children(node)
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes[id(k)] for k in kids)
+            if sizes[id(node)] > cap:
+                raise ConfigError(f"line {node.start_mark.line + 1}: the YAML expands to more than {cap:,} "
+                                  f"values (aliases counted each time they are used); a params file is a flat "
+                                  f"list of key: value")
+            continue
+        if id(node) in opened:
+            raise ConfigError(f"line {node.start_mark.line + 1}: a YAML alias refers to the value that holds it")
+        opened.add(id(node))
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in sizes)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML that refuses a key given twice (plain YAML keeps the last one silently)."""
+    """YAML that refuses a key given twice (plain YAML keeps the last one silently), a key that is not a
+    plain value, an integer YAML 1.1 reads other than it looks (``010`` is octal 8, ``1:30`` is 90),
+    and a document that expands to more than ``MAX_YAML_NODES`` values."""
+
+    def construct_document(self, node):
+        _check_yaml_size(node)
+        return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain name, got a {kind}")
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ConfigError(f"key {key!r} appears twice (line {key_node.start_mark.line + 1})")
+                raise ConfigError(f"key {_short(key)} appears twice (line {key_node.start_mark.line + 1})")
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node):
+        text, line = str(node.value).replace("_", "").strip(), node.start_mark.line + 1
+        value = super().construct_yaml_int(node)
+        if re.fullmatch(r"[-+]?0[0-7]+", text):
+            raise _NumberError(f"line {line}: {_short(text)} has a leading zero, which YAML reads as the octal "
+                               f"number {value}; write it without the leading zero (quote it for text)")
+        if ":" in text:
+            raise _NumberError(f"line {line}: {_short(text)} is read by YAML as a base-60 number ({value}); "
+                               f"write the number itself (quote it for text)")
+        return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 
 
 def read_yaml(text: str, source: str):
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _NumberError as exc:
+        raise _NumberError(f"{source}: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({exc}).") from exc
+        raise ConfigError(f"{source}: not valid YAML ({str(exc)[:300]}).") from exc
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML is nested too deeply; a params file is a flat list of "
+                          f"key: value") from None
 
 
 def load_params_file(path) -> dict:
@@ -319,7 +423,15 @@ def load_params_file(path) -> dict:
         path = project_path(path)
     if not path.exists():
         raise ConfigError(f"{path}: params file not found. The grids live in params/*.yaml.")
-    return validate(read_yaml(path.read_text(), str(path)) or {}, str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8); a params file is YAML text of key: value "
+                          f"lines") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the params file ({exc.strerror or exc}); give a readable "
+                          f"YAML file") from None
+    return validate(read_yaml(text, str(path)) or {}, str(path))
 
 
 def load(params_file=None, overrides: dict | None = None, **kw) -> Experiment:
@@ -342,11 +454,11 @@ def parse_sets(pairs: list[str], source: str = "SET") -> dict:
         key, eq, value = pair.partition("=")
         key = key.strip()
         if not eq or not key:
-            raise ConfigError(f"{source}: {pair!r} is not key=value (e.g. epochs=1, seeds=[1]; quote a value "
-                              f"with spaces: description=\"a b\")")
+            raise ConfigError(f"{source}: {_short(pair)} is not key=value (e.g. epochs=1, seeds=[1]; quote a "
+                              f"value with spaces: description=\"a b\")")
         if key in out:
-            raise ConfigError(f"{source}: key {key!r} is given twice; give it once")
-        out[key] = _set_value(value, f"{source} {key}={value}")
+            raise ConfigError(f"{source}: key {_short(key)} is given twice; give it once")
+        out[key] = _set_value(value, f"{source} {_cut(key, 40)}={_cut(value, 60)}")
     return validate(out, source)
 
 
@@ -354,6 +466,8 @@ def _set_value(value: str, source: str):
     quoted_or_yaml = value.strip()[:1] in ("'", '"', "[", "{")
     try:
         parsed = read_yaml(value, source)
+    except _NumberError:
+        raise
     except ConfigError:
         if quoted_or_yaml:
             raise
@@ -366,7 +480,7 @@ def split_set(text: str) -> list[str]:
     try:
         return shlex.split(text or "")
     except ValueError as exc:
-        raise ConfigError(f"SET={text!r}: {exc}; close the quote") from None
+        raise ConfigError(f"SET={_short(text)}: {exc}; close the quote") from None
 
 
 make_experiment = load  # the name earlier notebooks and scripts use

@@ -53,7 +53,10 @@ def mk_escape(text: str, what: str) -> str:
     return text.replace("$", "$$").replace("#", "\\#")
 
 
-def target_name(setting: str, lr: float, seed: int) -> str:
+def target_name(setting: str, lr: float | None, seed: int | None) -> str:
+    """A setting notebook's target: one (lr, seed) cell, or (lr and seed None) every cell of the grid."""
+    if lr is None:
+        return layout.notebook_stem(setting, None, None) + ".ipynb"
     return layout.notebook_stem(setting, num(lr), seed) + ".ipynb"
 
 
@@ -76,7 +79,10 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
         for dep in deps[s]:
             if dep not in settings:
                 raise ConfigError(f"{params_file}: key 'settings' lists {s!r} but not {dep!r}, which it needs")
-    cells = [(lr, seed, s) for lr in exp.lrs for seed in exp.seeds for s in settings]
+    if exp.notebooks == "per_setting":  # one notebook per setting runs every cell (fewer kernel start-ups)
+        cells = [(None, None, s) for s in settings]
+    else:
+        cells = [(lr, seed, s) for lr in exp.lrs for seed in exp.seeds for s in settings]
     params = {f"{exp.name}/notebooks/{target_name(s, lr, seed)[:-6]}.params.yaml":
               _cell_params(exp, params_file, sets, out_root, s, lr, seed) for lr, seed, s in cells}
     params[f"{exp.name}/reports/analysis.params.yaml"] = _params_text(
@@ -90,10 +96,12 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
 def _cell_params(exp: Experiment, params_file: str, sets: dict, out_root: str, setting: str, lr: float,
                  seed: int) -> str:
     entry = registry.get(setting)
-    overrides = {k: v for k, v in sets.items() if k not in GRID_SHAPE}
+    every = lr is None  # a per-setting notebook runs every cell: the grid's shape is one of its inputs
+    overrides = {k: v for k, v in sets.items() if every or k not in GRID_SHAPE}
     inputs = {"params_file": params_file, "lr": lr, "seed": seed, **entry.notebook_params,
               "overrides": {**overrides, "out_root": out_root}}
-    resolved = {k: v for k, v in exp.replace(lr=lr, seed=seed).as_dict().items() if k not in GRID_SHAPE}
+    cell = exp if every else exp.replace(lr=lr, seed=seed)
+    resolved = {k: v for k, v in cell.as_dict().items() if every or k not in GRID_SHAPE}
     return _params_text(f"notebooks/{entry.notebook}.py -> {target_name(setting, lr, seed)}", inputs, resolved)
 
 
@@ -194,7 +202,8 @@ def plan_size(exp: Experiment, settings: list[str]) -> dict:
     cells = len(exp.lrs) * len(exp.seeds)
     per_cell = {s: len(protocol.plan(exp, s)) for s in settings}
     runs = cells * sum(per_cell.values())
-    return {"notebooks": cells * len(settings), "runs": runs, "per_cell": per_cell, "cells": cells,
+    notebooks = len(settings) * (1 if exp.notebooks == "per_setting" else cells)
+    return {"notebooks": notebooks, "runs": runs, "per_cell": per_cell, "cells": cells,
             "sequential": [s for s in settings if protocol.sequential(exp, s)],
             "ticket_epochs": runs * exp.epochs, "images": runs * per_run, "images_per_run": per_run}
 

@@ -8,17 +8,21 @@ It takes tables, never reads run folders itself.
 
     python -m lthlib.report render NOTEBOOK.ipynb OUT.html [--show-input]
     python -m lthlib.report index [OUT_ROOT]
+    python -m lthlib.report retarget GRID/reports/analysis.params.yaml OUT_ROOT    (make report)
+    python -m lthlib.report failed GRID/reports/analysis.failed.ipynb GRID/reports/analysis.html
 """
 from __future__ import annotations
 
 import argparse
 import html
+import os
 import platform
 import re
 import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from . import layout, registry
 from . import verdicts as V
@@ -67,8 +71,35 @@ DATA_ORDER = {"replay": "replay: LT runs retrace the dense run's data order (the
 
 
 def bullets(lines) -> str:
-    """Lines as a markdown list."""
-    return "\n".join(f"- {line}" for line in lines)
+    """Lines as a markdown list. A line may hold text from files (a run folder's name, a field's value):
+    raw HTML in it is shown as text and brackets cannot make a link; emphasis and code spans stay."""
+    return "\n".join(f"- {_no_links(html.escape(' '.join(str(line).split()), quote=False))}" for line in lines)
+
+
+def _no_links(text: str) -> str:
+    """``text`` with its brackets outside code spans backslash-escaped: no markdown link or image."""
+    parts = re.split(r"(`[^`]+`)", text)
+    return "".join(p if p.startswith("`") and p.endswith("`") and len(p) > 1 else re.sub(r"([\[\]])", r"\\\1", p)
+                   for p in parts)
+
+
+# markdown punctuation that would format or link text taken from files (raw HTML is escaped on top)
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]{}|~$!#])")
+
+
+def md_text(value) -> str:
+    """``value`` (text from a params file or a run folder: a description, a field's values) as markdown
+    that shows exactly that text: on one line, markdown punctuation backslash-escaped, HTML escaped (a
+    ``<script>`` is shown, never run)."""
+    text = " ".join(str(value).split())
+    return html.escape(_MD_PUNCTUATION.sub(r"\\\1", text), quote=False)
+
+
+def md_code(value) -> str:
+    """``value`` as a markdown code span when it is a plain word (a run name, a code version), else as
+    escaped text (``md_text``): a backquote cannot end the span early."""
+    text = str(value)
+    return f"`{text}`" if re.fullmatch(r"[\w.,:;=+@/-]+", text) else md_text(text)
 
 
 # ----------------------------------------------------------------------------- completeness
@@ -102,7 +133,7 @@ def not_counted_markdown(not_counted: pd.DataFrame) -> str:
     lines = [f"**{len(not_counted)} finished run(s) not counted**: made with other parameters than the grid's "
              f"current ones (the fields that differ: the run's value, then the grid's).", "",
              "| run | differs |", "|---|---|"]
-    lines += [f"| `{r['run']}` | {r['differs']} |" for r in not_counted.to_dict("records")]
+    lines += [f"| {md_code(r['run'])} | {md_text(r['differs'])} |" for r in not_counted.to_dict("records")]
     return "\n".join(lines)
 
 
@@ -110,9 +141,9 @@ def not_counted_markdown(not_counted: pd.DataFrame) -> str:
 def code_versions(df: pd.DataFrame) -> str:
     """The code versions the counted runs come from, flagging a mix."""
     counts = df["code_version"].fillna("unknown").value_counts() if len(df) else pd.Series(dtype=int)
-    listed = ", ".join(f"`{v}` ({n} runs)" for v, n in counts.items()) or "no runs"
+    listed = ", ".join(f"{md_code(v)} ({n} runs)" for v, n in counts.items()) or "no runs"
     mix = " — **mixed: the counted runs come from more than one code version**" if len(counts) > 1 else ""
-    return f"runs: {listed}{mix}; this report: `{code_version()}`"
+    return f"runs: {listed}{mix}; this report: {md_code(code_version())}"
 
 
 def _scale_warning(exp, n_train: int) -> str:
@@ -133,7 +164,7 @@ def _scale_warning(exp, n_train: int) -> str:
 def _precision(r: dict) -> str:
     amp = r.get("amp")
     if isinstance(amp, str) and amp != "none":
-        return f"{amp} autocast (mixed precision)"
+        return f"{md_text(amp)} autocast (mixed precision)"
     if not str(r.get("device") or "").startswith("cuda"):
         return "exact fp32 (CPU)"
     tf32 = r.get("tf32")
@@ -160,14 +191,14 @@ def _n_train(exp, df: pd.DataFrame) -> int:
 
 def scale_markdown(exp, df: pd.DataFrame) -> str:
     """The grid's scale, recipe, data order, random-pruning mode, environment and code versions."""
-    dev = ", ".join(sorted(df["device"].dropna().astype(str).unique())) if len(df) else "n/a"
+    dev = ", ".join(md_text(d) for d in sorted(df["device"].dropna().astype(str).unique())) if len(df) else "n/a"
     thr = ", ".join(str(int(t)) for t in sorted(df["threads"].dropna().unique())) if len(df) else "n/a"
     n_train = _n_train(exp, df)
     n_test = int(df["n_test"].max()) if len(df) and df["n_test"].notna().any() else exp.n_test
     full = DATASETS[exp.dataset].train_size
     subset = f" (stratified subset of {full:,})" if full and n_train and n_train < full else ""
     import torch
-    return (f"**Grid** `{exp.name}` — {exp.description}\n\n| | |\n|---|---|\n| model | `{exp.model}` |\n"
+    return (f"**Grid** `{exp.name}` — {md_text(exp.description)}\n\n| | |\n|---|---|\n| model | `{exp.model}` |\n"
             f"| dataset | `{exp.dataset}`: {n_train:,} training images{subset}, {n_test:,} test images |\n"
             f"| recipe | {exp.epochs} epochs (the full schedule ① and ⑤ ask for: "
             f"{exp.full_epochs or exp.epochs}), batch "
@@ -193,7 +224,7 @@ def table(df: pd.DataFrame, columns=None, rename: dict | None = None):
     cells as '–'. Every column stays in the CSV the report links."""
     d = df[[c for c in columns if c in df.columns]] if columns is not None else df
     d = d.rename(columns=rename or {})
-    style = d.style.hide(axis="index").format(precision=2, na_rep="–")
+    style = d.style.hide(axis="index").format(precision=2, na_rep="–", escape="html")
     for column, fmt in LABEL_DECIMALS.items():
         if column in d.columns and pd.api.types.is_numeric_dtype(d[column]):
             style = style.format(fmt, subset=[column], na_rep="–")
@@ -395,7 +426,62 @@ def write_index(out_root="outputs") -> Path:
     return path
 
 
-def main(argv=None, prog: str = "python -m lthlib.report") -> int:
+# ----------------------------------------------------------------------------- make report: another root, a failure
+def retarget(params_yaml, out_root) -> bool:
+    """Point an analysis notebook's parameters (``<grid>/reports/analysis.params.yaml``, written by the
+    plan with the output root of that time) at ``out_root``, so ``make report OUT=X`` reads X's runs and
+    writes X's tables and figures, also when X is a copy of another root. Rewritten (atomically) only when
+    it changes; make re-executes the report then. Returns whether it changed."""
+    from .params import read_yaml
+    path = Path(params_yaml)
+    text = path.read_text(encoding="utf-8")
+    values = read_yaml(text, str(path))
+    if not isinstance(values, dict) or not isinstance(values.get("overrides"), dict):
+        raise ValueError(f"{path}: not the parameters `python -m lthlib.plan` writes (no overrides mapping); "
+                         f"run the grid's target again to rewrite it")
+    root = str(out_root)
+    if values["overrides"].get("out_root") == root:
+        return False
+    values["overrides"]["out_root"] = root
+    dump = lambda obj: yaml.safe_dump(obj, sort_keys=False, default_flow_style=None, width=10_000,
+                                      allow_unicode=True)
+    comment = "#   " + yaml.safe_dump({"out_root": root}, default_flow_style=False, width=10_000).strip()
+    header = [comment if line.startswith("#   out_root:") else line for line in text.splitlines()
+              if line.startswith("#")]
+    atomic_write_text(path, "\n".join(header) + "\n" + dump(values))
+    return True
+
+
+FAILED_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{grid}: the report failed</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}}</style></head>
+<body><h1>{grid}: the last report failed</h1>
+<p>The analysis notebook of this grid failed ({when}). The tables and figures beside this page
+(<code>results.csv</code>, <code>verdicts.csv</code>, <code>figures/</code>) may come partly from that run, so
+the report they belonged to was withdrawn. Read the executed notebook with its error: {link}. Fix the cause
+and run <code>make report</code> (or the grid's target) again.</p></body></html>
+"""
+
+
+def render_failed(failed_ipynb, html_path) -> Path:
+    """After a failed analysis notebook: ``html_path`` (the report) replaced by a page that says so and
+    links the failed notebook (rendered beside it with its inputs when it can be), so no older report
+    stands beside newer tables and figures. The page is dated 1970, so make renders the report again
+    next time."""
+    failed, page = Path(failed_ipynb), Path(html_path)
+    link = f'<a href="{html.escape(failed.name)}">{html.escape(failed.name)}</a>'
+    try:
+        render(failed, failed.with_suffix(".html"), show_input=True)
+        link = f'<a href="{html.escape(failed.with_suffix(".html").name)}">{html.escape(failed.stem)}</a> ({link})'
+    except Exception:  # noqa: BLE001 -- an unreadable notebook: link the file itself
+        pass
+    when = pd.Timestamp.fromtimestamp(failed.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    grid = html.escape(page.parent.parent.name)
+    atomic_write_text(page, FAILED_PAGE.format(grid=grid, when=when, link=link))
+    os.utime(page, (0, 0))
+    return page
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description="Render an analysis notebook to HTML, or build the "
                                  "index page of every report and executed notebook.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -405,13 +491,30 @@ def main(argv=None, prog: str = "python -m lthlib.report") -> int:
     r.add_argument("--show-input", action="store_true", help="keep the code cells")
     i = sub.add_parser("index", help="OUT_ROOT/reports/index.html")
     i.add_argument("out_root", nargs="?", default="outputs")
-    a = ap.parse_args(argv)
+    t = sub.add_parser("retarget", help="point an analysis.params.yaml at OUT_ROOT (make report)")
+    t.add_argument("params_yaml")
+    t.add_argument("out_root")
+    f = sub.add_parser("failed", help="replace a report by a page naming its failed notebook")
+    f.add_argument("failed_ipynb")
+    f.add_argument("html")
+    return ap
+
+
+def _run(a) -> str | None:
+    if a.command == "render":
+        render(a.notebook, a.html, a.show_input)
+        return a.html
+    if a.command == "retarget":
+        return f"{a.params_yaml}: out_root {a.out_root}" if retarget(a.params_yaml, a.out_root) else None
+    if a.command == "failed":
+        return f"{render_failed(a.failed_ipynb, a.html)}: the report failed; read {a.failed_ipynb}"
+    return str(write_index(a.out_root))
+
+
+def main(argv=None, prog: str = "python -m lthlib.report") -> int:
+    a = _parser(prog).parse_args(argv)
     try:
-        if a.command == "render":
-            render(a.notebook, a.html, a.show_input)
-            print(a.html)
-        else:
-            print(write_index(a.out_root))
+        said = _run(a)
     except Exception as exc:  # noqa: BLE001 -- one line naming the file, no traceback
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         if a.command == "render":
@@ -419,6 +522,8 @@ def main(argv=None, prog: str = "python -m lthlib.report") -> int:
                    f"again (make report) and retry.")
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    if said:
+        print(said)
     return 0
 
 
@@ -429,4 +534,4 @@ if __name__ == "__main__":
 __all__ = ["DIFFERENCES", "IMAGENET_CHOICES", "READINGS", "differences_markdown", "bullets", "expected_counts",
            "completeness", "not_counted_markdown", "code_versions", "conv_precision", "scale_markdown", "table",
            "files_markdown", "thresholds_markdown", "verdict_view", "table3_view", "headline", "details", "render",
-           "write_index", "main"]
+           "write_index", "md_text", "md_code", "retarget", "render_failed", "main"]

@@ -29,6 +29,7 @@ from . import stats as S
 from . import verdicts as V
 from .errors import CheckpointError, LTHError
 from .models import load_profile
+from .report import md_code, md_text
 from .runs import RunDir, atomic_write_text, load_json, project_path
 
 DENSE = "pretrain"
@@ -64,22 +65,71 @@ def _row(path: Path, cfg: dict, met: dict) -> dict:
 COLUMNS = list(_row(Path("g/runs/r"), {"identity": {}}, {"global_sparsity": 0, "final_test_acc": 0}))
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# config.json fields a row reads: (where, field, what it must be, the check)
+_CONFIG_FIELDS = [("identity", "setting", "a setting name", lambda v: isinstance(v, str)),
+                  ("identity", "lr", "a number", _is_number),
+                  ("identity", "epochs", "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+                  ("identity", "model", "a model name", lambda v: v is None or isinstance(v, str)),
+                  ("identity", "dataset", "a dataset name", lambda v: v is None or isinstance(v, str)),
+                  ("identity", "sparsity", "a number", lambda v: v is None or _is_number(v)),
+                  ("identity", "round", "an integer", lambda v: v is None or isinstance(v, int)),
+                  ("identity", "data_order", "a data order", lambda v: v is None or isinstance(v, str)),
+                  ("experiment", "seed", "an integer", lambda v: v is None or isinstance(v, int)),
+                  ("", "n_train_used", "a number", lambda v: v is None or _is_number(v)),
+                  ("", "n_test_used", "a number", lambda v: v is None or _is_number(v))]
+
+
+def config_problem(cfg: dict) -> str | None:
+    """Why a run's config.json (its identity present) cannot make a results row (None when it can): the
+    file and the field named, with what it must hold."""
+    for part in ("experiment", "determinism"):
+        if cfg.get(part) is not None and not isinstance(cfg[part], dict):
+            return f"config.json field {part} is not a mapping"
+    for part, key, what, ok in _CONFIG_FIELDS:
+        holder = cfg[part] if part else cfg
+        value = (holder or {}).get(key)
+        if not ok(value):
+            return f"config.json field {part + '.' if part else ''}{key} is {str(value)[:40]!r}, not {what}"
+    return None
+
+
+def _read_run(rd: RunDir) -> tuple[dict | None, str | None]:
+    """(a results row, None) of a finished run folder, or (None, why it cannot count)."""
+    if not rd.metrics.exists():
+        return None, "not finished"
+    problem = rd.problem(weights=False)
+    if problem is None:
+        try:
+            cfg, met = rd.read_config(), rd.read_metrics()
+        except CheckpointError as exc:  # changed since it was checked
+            return None, str(exc).split(": ", 1)[-1][:160]
+        problem = config_problem(cfg)
+        if problem is None:
+            return _row(rd.path, cfg, met), None
+    return None, problem
+
+
 def collect(out_root="outputs", grid: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per finished run under ``out_root/<grid>/runs/`` (every grid when ``grid`` is None), and
-    the names of the unfinished ones (a broken one, e.g. a missing final.pt, with the reason)."""
+    the names of the unfinished ones (a broken one -- e.g. a missing final.pt, a metrics.json or
+    config.json field that is not what the report reads -- with the file, field and reason)."""
     root = layout.root(out_root)
     rows, unfinished = [], []
     for path in sorted(root.glob(f"{grid}/runs/*" if grid else "*/runs/*")):
         if not path.is_dir():
             continue
         rd = RunDir(path)
-        problem = rd.problem(weights=False) if rd.metrics.exists() else "not finished"
+        row, problem = _read_run(rd)
         if problem == "not finished":
             unfinished.append(rd.name)
         elif problem:
             unfinished.append(f"{rd.name} (broken: {problem})")
         else:
-            rows.append(_row(path, rd.read_config(), rd.read_metrics()))
+            rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
     order = {name: i for i, name in enumerate(registry.NAMES)}
     df = df.assign(_order=df["setting"].map(lambda s: order.get(s, len(order))))
@@ -100,7 +150,8 @@ def expected_identity(row: dict, exp: params.Experiment, free=()) -> dict | None
     ident = row["identity"]
     cell = exp.replace(lr=ident.get("lr"), seed=int(row["seed"]) if pd.notna(row["seed"]) else exp.seed,
                        **{f: ident.get(f, getattr(DEFAULTS, f)) for f in free if f != "lr"})
-    plan = protocol.plan_for(cell, ident.get("setting"), ident.get("round"), ident.get("sparsity"))
+    plan = protocol.plan_for(cell, ident.get("setting"), ident.get("round"), ident.get("sparsity"),
+                             ident.get("pretrain_lr"))
     return None if plan is None else plan.identity
 
 
@@ -148,7 +199,7 @@ def grid_membership(row: dict, exp: params.Experiment, sparsities: dict | None =
     setting = ident.get("setting")
     if setting not in exp.settings:
         out.append(f"setting: {setting!r} is not in the grid's settings {exp.settings}")
-    if not any(math.isclose(ident.get("lr") or 0, lr, rel_tol=1e-12) for lr in exp.lrs):
+    if not any(math.isclose(ident.get("lr") or 0, lr, rel_tol=1e-12) for lr in exp.lrs + exp.sparse_lrs):
         out.append(f"lr: {ident.get('lr')!r} is not in the grid's lrs {exp.lrs}")
     if row["seed"] not in exp.seeds:
         out.append(f"seed: {row['seed']!r} is not in the grid's seeds {exp.seeds}")
@@ -446,11 +497,11 @@ def _weights(path, kinds: tuple[str, ...]) -> tuple[list[dict] | None, str]:
     files = {"init": rd.init, "final": rd.final, "mask": rd.mask}
     missing = [files[k].name for k in kinds if not files[k].exists()]
     if missing:
-        return None, f"`{rd.name}`: {', '.join(missing)} missing (a results-only run folder)"
+        return None, f"{md_code(rd.name)}: {', '.join(missing)} missing (a results-only run folder)"
     try:
         return [{"init": rd.load_init, "final": rd.load_final, "mask": rd.load_mask}[k]() for k in kinds], ""
-    except CheckpointError as exc:
-        return None, f"`{rd.name}`: {str(exc).split(': ', 1)[-1][:140]}"
+    except CheckpointError as exc:  # the reason is shown as markdown: as text, never HTML
+        return None, f"{md_code(rd.name)}: {md_text(str(exc).split(': ', 1)[-1][:140])}"
 
 
 def weight_correlation(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

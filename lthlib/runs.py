@@ -1,8 +1,11 @@
 """Self-describing run folders: atomic file writes, checked loads, config hashing, locking.
 
 A run folder is ``<readable name>-<hash>`` where the hash covers the run's identity (everything that
-changes its result; not paths, thread count or device). It is finished exactly when ``metrics.json``
-exists -- that file is written last, by rename, so a crash never leaves a folder that looks done.
+changes its result; not paths, thread count or device). It is finished when ``metrics.json`` exists --
+that file is written last, by rename, so a crash never leaves a folder that looks done -- and every file
+it promises is whole (``RunDir.problem``: readable JSON with numbers where numbers are read, torch files
+that are whole zip archives, a history.csv with the engine's columns); a folder that fails this is
+broken, named and retrained.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
 
 import torch
@@ -128,6 +133,77 @@ def project_path(path) -> Path:
     return here / path
 
 
+# ----------------------------------------------------------------------------- checked run files
+# the columns of history.csv, as the training loop writes them (lthlib.training, one row per epoch)
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "train_time_s",
+                   "epoch_time_s", "images_per_s")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def torch_file_problem(path) -> str | None:
+    """Why ``path`` is not a whole file of ``torch.save`` (None when it is), cheaply: a zip archive whose
+    directory (at its end, so a truncated file has none) lists the pickle torch writes; no tensor is read."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != _ZIP_MAGIC:
+            return f"{path.name} is not a torch file (it does not start as one)"
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return f"{path.name} is truncated or corrupt ({type(exc).__name__})"
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return f"{path.name} is a zip archive but not a torch file (no data.pkl)"
+    return None
+
+
+def history_problem(path) -> str | None:
+    """Why ``path`` is not a history.csv the engine wrote (None when it is): its header is
+    ``HISTORY_COLUMNS``, and it holds at least one row, each with a value per column and a whole epoch."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return f"{path.name} is unreadable ({type(exc).__name__})"
+    if not rows or tuple(rows[0]) != HISTORY_COLUMNS:
+        return f"{path.name} does not start with the engine's header ({','.join(HISTORY_COLUMNS[:3])},...)"
+    if len(rows) < 2:
+        return f"{path.name} holds no epoch"
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(HISTORY_COLUMNS) or not row[0].isdigit():
+            return f"{path.name} line {i} is not an epoch row ({len(row)} of {len(HISTORY_COLUMNS)} values)"
+    return None
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def metrics_problem(met) -> str | None:
+    """Why a parsed metrics.json cannot be read as a run's results (None when it can): the fields the
+    results and the report read must hold numbers (``layer_sparsity`` a mapping of layer to number)."""
+    if not isinstance(met, dict):
+        return f"metrics.json holds a {type(met).__name__}, not a mapping of field: value"
+    for key in ("final_test_acc", "global_sparsity"):
+        if key not in met:
+            return f"metrics.json lacks {key} (final_test_acc/global_sparsity)"
+        if not _is_number(met[key]):
+            return f"metrics.json field {key} is {str(met[key])[:40]!r}, not a finite number"
+    for key in ("best_test_acc_secondary", "best_epoch_secondary", "wall_time_s", "threads"):
+        if met.get(key) is not None and not _is_number(met[key]):
+            return f"metrics.json field {key} is {str(met[key])[:40]!r}, not a number"
+    layers = met.get("layer_sparsity", {})
+    if not isinstance(layers, dict) or not all(_is_number(v) for v in layers.values()):
+        return "metrics.json field layer_sparsity is not a mapping of layer name to number"
+    return None
+
+
 # ----------------------------------------------------------------------------- identity
 def config_hash(identity: dict) -> str:
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
@@ -168,17 +244,19 @@ class RunDir:
 
     def problem(self, weights: bool = True) -> str | None:
         """Why a folder holding metrics.json is not a usable finished run (None when it is). With
-        ``weights=False`` only its results are asked for (metrics, config, history): what a report reads,
-        e.g. of run folders copied back from a GPU machine without their weight files. Training that
-        needs the weights retrains such a run."""
+        ``weights=False`` only its results are asked for (metrics, config, history present): what a report
+        reads, e.g. of run folders copied back from a GPU machine without their weight files; it stays cheap
+        (no weight file is opened). With weights, every .pt file must be a whole torch file and history.csv
+        must hold the engine's columns and a row per epoch. Training that needs the weights retrains a run
+        with a problem."""
         try:
             met, cfg = json.loads(self.metrics.read_text()), json.loads(self.config.read_text())
         except FileNotFoundError as exc:
             return f"{Path(exc.filename).name} is missing"
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
             return f"metrics.json or config.json is unreadable ({type(exc).__name__})"
-        if not isinstance(met, dict) or not {"final_test_acc", "global_sparsity"} <= set(met):
-            return "metrics.json lacks final_test_acc/global_sparsity"
+        if (why := metrics_problem(met)) is not None:
+            return why
         if not isinstance(cfg, dict) or not isinstance(cfg.get("identity"), dict):
             return "config.json lacks the run's identity"
         sparse = "mask_source" in cfg["identity"]  # a masked run promises mask.pt (dense and SDT runs do not)
@@ -186,7 +264,10 @@ class RunDir:
         for f in needed:
             if not f.exists() or f.stat().st_size == 0:
                 return f"{f.name} is missing or empty"
-        return None
+        if not weights:
+            return None
+        return history_problem(self.history) or next(
+            (why for f in needed[1:] if (why := torch_file_problem(f)) is not None), None)
 
     def read_config(self) -> dict:
         return load_json(self.config, "run config")

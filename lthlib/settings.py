@@ -38,6 +38,18 @@ def rr_seeds(cell: Experiment) -> tuple[int, int]:
     return init_seed, (init_seed if cell.rr_changes_data else lt_data_seed(cell))
 
 
+def sparse_cells(cell: Experiment) -> list[Experiment]:
+    """The cells a cell's subnetwork runs train in: the cell itself, or one per sparse-training lr
+    (``sparse_lrs``, the paper's Table 4: the dense model stays at the cell's lr)."""
+    return [cell.replace(lr=lr) for lr in cell.sparse_lrs] or [cell]
+
+
+def _from(cell: Experiment) -> dict:
+    """What a subnetwork run at a sparse-training lr adds to its identity: the pretraining lr (nothing
+    without ``sparse_lrs``, so grids without it rename nothing)."""
+    return {"pretrain_lr": cell.lr} if cell.sparse_lrs else {}
+
+
 # ----------------------------------------------------------------------------- one function per setting
 def rewind_epoch(cell: Experiment) -> int | None:
     """The epoch t weight rewinding restarts from: ``rewind_epoch``, or 5% of the schedule (the paper's 8
@@ -61,19 +73,22 @@ def lt_imp(cell: Experiment) -> list[RunPlan]:
     """LT-IMP: round r prunes ``imp_rate`` of the remaining weights of round r-1's *trained* weights
     (round 0 = the dense model) globally, and trains θ0 ⊙ m_r with the full recipe."""
     (pre,) = pretrain(cell)
-    out, prev = [], pre
-    for r in range(1, cell.imp_rounds + 1):
-        prev = RunPlan("lt_imp", cell, cell.seed, lt_data_seed(cell), start="theta0", start_from=pre, mask="imp",
-                       mask_from=prev, sparsity=round(imp_sparsity(r, cell.imp_rate), 6), round=r)
-        out.append(prev)
+    out = []
+    for sub in sparse_cells(cell):
+        prev = pre
+        for r in range(1, cell.imp_rounds + 1):
+            prev = RunPlan("lt_imp", sub, cell.seed, lt_data_seed(cell), start="theta0", start_from=pre,
+                           mask="imp", mask_from=prev, sparsity=round(imp_sparsity(r, cell.imp_rate), 6), round=r,
+                           params=_from(cell))
+            out.append(prev)
     return out
 
 
 def rr_imp(cell: Experiment) -> list[RunPlan]:
     """RR-IMP: each LT-IMP round's mask on a fresh init θ0' (seed + rr_seed_offset)."""
     init_seed, data_seed = rr_seeds(cell)
-    return [RunPlan("rr_imp", cell, init_seed, data_seed, start="fresh", mask="copy", mask_from=lt,
-                    sparsity=lt.sparsity, round=lt.round) for lt in lt_imp(cell)]
+    return [RunPlan("rr_imp", lt.cell, init_seed, data_seed, start="fresh", mask="copy", mask_from=lt,
+                    sparsity=lt.sparsity, round=lt.round, params=_from(cell)) for lt in lt_imp(cell)]
 
 
 def _one_shot(cell: Experiment, setting: str, start: str, mask: str) -> list[RunPlan]:
@@ -81,8 +96,9 @@ def _one_shot(cell: Experiment, setting: str, start: str, mask: str) -> list[Run
     its per-layer densities) applied to ``start`` ('theta0', 'thetaT', or a 'fresh' θ0')."""
     (pre,) = pretrain(cell)
     seeds = rr_seeds(cell) if start == "fresh" else (cell.seed, lt_data_seed(cell))
-    return [RunPlan(setting, cell, *seeds, start=start, start_from=None if start == "fresh" else pre, mask=mask,
-                    mask_from=pre, sparsity=s) for s in cell.sparsities]
+    return [RunPlan(setting, sub, *seeds, start=start, start_from=None if start == "fresh" else pre, mask=mask,
+                    mask_from=pre, sparsity=s, params=_from(cell)) for sub in sparse_cells(cell)
+            for s in cell.sparsities]
 
 
 def lt_omp(cell: Experiment) -> list[RunPlan]:
@@ -119,11 +135,15 @@ def sdt(cell: Experiment) -> list[RunPlan]:
     from its own fresh init (the model's initializer, init seed ``seed``), full recipe, trained on the LT
     runs' data order (so LT - SDT is paired). Its widths and both counts go to metrics.json."""
     data = DATASETS[cell.dataset]
+    # NCHW: with channels_last, torch 2.14.1's CPU backward corrupts memory (double free, at 1 thread) for
+    # some widths that are not multiples of 8, e.g. resnet8_w8_s2 at [7, 13, 30]; the identity says so
+    nchw = cell.replace(channels_last=False)
     out = []
-    for s in sdt_sparsities(cell):
-        fit = _sdt_fit(cell.model, s, data.channels, data.classes, data.size)
-        out.append(RunPlan("sdt", cell, cell.seed, lt_data_seed(cell), start="init", sparsity=s,
-                           widths=tuple(fit["widths"]), facts={"sdt": {k: fit[k] for k in SDT_FACTS}}))
+    for sub in sparse_cells(nchw):
+        for s in sdt_sparsities(cell):
+            fit = _sdt_fit(cell.model, s, data.channels, data.classes, data.size)
+            out.append(RunPlan("sdt", sub, cell.seed, lt_data_seed(cell), start="init", sparsity=s, params=_from(cell),
+                               widths=tuple(fit["widths"]), facts={"sdt": {k: fit[k] for k in SDT_FACTS}}))
     return out
 
 
@@ -134,9 +154,9 @@ def _rewound(cell: Experiment, setting: str, masks: list[RunPlan], mask: str) ->
     t = rewind_epoch(cell)
     if t is None:
         return []
-    return [RunPlan(setting, cell, cell.seed, pre.data_seed, start="theta_t", start_from=pre, mask=mask,
+    return [RunPlan(setting, p.cell, cell.seed, pre.data_seed, start="theta_t", start_from=pre, mask=mask,
                     mask_from=m if mask == "copy" else pre, sparsity=p.sparsity, round=p.round,
-                    params={"rewind_epoch": t}, first_epoch=t) for m, p in masks]
+                    params={"rewind_epoch": t, **_from(cell)}, first_epoch=t) for m, p in masks]
 
 
 def wr_imp(cell: Experiment) -> list[RunPlan]:
@@ -161,6 +181,13 @@ def cells(exp: Experiment) -> list[Experiment]:
     return [exp.replace(lr=lr, seed=seed) for lr in exp.lrs for seed in exp.seeds]
 
 
+def describe_cells(exp: Experiment) -> str:
+    """'lr 0.1, seed 1' for one cell; 'lrs 0.1, 0.01 x seeds 1, 2, 3' for several."""
+    if len(exp.lrs) * len(exp.seeds) == 1:
+        return f"lr {exp.lrs[0]:g}, seed {exp.seeds[0]}"
+    return f"lrs {', '.join(f'{x:g}' for x in exp.lrs)} x seeds {', '.join(map(str, exp.seeds))}"
+
+
 def grid_plans(exp: Experiment) -> list[RunPlan]:
     """Every run of the grid: each setting it lists, in every cell."""
     return [p for cell in cells(exp) for name in registry.NAMES if name in exp.settings for p in plan(cell, name)]
@@ -177,14 +204,20 @@ def sequential(cell: Experiment, setting: str) -> bool:
     return any(q.setting == setting for p in plan(cell, setting) for q in p.needs)
 
 
-def plan_for(cell: Experiment, setting: str, round_: int | None = None, sparsity: float | None = None):
+def plan_for(cell: Experiment, setting: str, round_: int | None = None, sparsity: float | None = None,
+             pretrain_lr: float | None = None):
     """The plan of ``setting`` in ``cell`` at IMP round ``round_`` or one-shot ``sparsity`` (the cell is
-    widened to hold it; neither ``imp_rounds`` nor ``sparsities`` enters a run's identity); None when
-    the setting has no such run."""
+    widened to hold it; neither ``imp_rounds`` nor ``sparsities`` enters a run's identity); a run at a
+    sparse-training lr (``cell.lr``) whose dense model trained at ``pretrain_lr`` is looked up in that
+    pretraining cell. None when the setting has no such run."""
     if setting not in registry.BY_NAME:
         return None
     wide = cell.replace(imp_rounds=max(cell.imp_rounds, round_ or 0),
                         sparsities=[sparsity] if sparsity is not None and round_ is None else cell.sparsities)
+    if pretrain_lr is not None:
+        wide = wide.replace(lr=pretrain_lr, sparse_lrs=[cell.lr])
+    else:
+        wide = wide.replace(sparse_lrs=[])
     return find(plan(wide, setting), round_, sparsity)
 
 

@@ -21,22 +21,22 @@
 
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
-lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: θ0 and the dense run's data order
-overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
+lr = 0.1  # this notebook's learning rate (one of the grid's lrs); None: every lr of the grid
+seed = 1  # this notebook's seed: θ0 and the dense run's data order; None: every seed of the grid
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET and out_root here)
 
 # %%
 import lthlib
 from lthlib import plots
 from IPython.display import Markdown
 
-exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+exp = lthlib.load_cells(params_file, overrides, lr, seed)  # one (lr, seed) cell, or every cell
+print(f"{exp.model} on {exp.dataset}, {lthlib.settings.describe_cells(exp)}, {exp.epochs} epochs, data order: {exp.data_order}")
 Markdown(f"This grid: {exp.imp_rounds} rounds of {exp.imp_rate:.0%}; sparsity after round r is 1 - {1 - exp.imp_rate:g}^r, "
          f"ending at {1 - (1 - exp.imp_rate) ** exp.imp_rounds:.3f}.")
 
 # %%
-runs = lthlib.run_setting(exp, "lt_imp")
+runs = lthlib.run_cells(exp, "lt_imp")
 
 # %%
-plots.show_runs(runs, title=f"LT-IMP, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"LT-IMP, {lthlib.settings.describe_cells(exp)}")

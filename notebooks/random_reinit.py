@@ -21,9 +21,9 @@
 
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
-lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: θ0 and the dense run's data order
-overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
+lr = 0.1  # this notebook's learning rate (one of the grid's lrs); None: every lr of the grid
+seed = 1  # this notebook's seed: θ0 and the dense run's data order; None: every seed of the grid
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET and out_root here)
 mask_from = "imp"  # "imp": the masks of every LT-IMP round; "omp": the LT-OMP masks
 
 # %%
@@ -31,14 +31,14 @@ import lthlib
 from lthlib import plots
 from IPython.display import Markdown
 
-exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
-Markdown(f"θ0' has init seed {exp.seed} + {exp.rr_seed_offset}. "
+exp = lthlib.load_cells(params_file, overrides, lr, seed)  # one (lr, seed) cell, or every cell
+print(f"{exp.model} on {exp.dataset}, {lthlib.settings.describe_cells(exp)}, {exp.epochs} epochs, data order: {exp.data_order}")
+Markdown(f"θ0' has init seed seed + {exp.rr_seed_offset}. "
          + ("RR changes the data order too (official behaviour)." if exp.rr_changes_data else
             f"RR trains on the same data order as the LT runs ({exp.data_order}), so LT vs RR is paired."))
 
 # %%
-runs = lthlib.rr(exp, mask_from)
+runs = lthlib.run_cells(exp, lthlib.settings.check_mask_from(mask_from))
 
 # %%
-plots.show_runs(runs, title=f"Random re-initialization, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"Random re-initialization, {lthlib.settings.describe_cells(exp)}")

@@ -24,24 +24,24 @@
 
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
-lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: the small network's init and its data order (the LT runs' order)
-overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
+lr = 0.1  # this notebook's learning rate (one of the grid's lrs); None: every lr of the grid
+seed = 1  # this notebook's seed: the small network's init and its data order (the LT runs' order); None: every seed of the grid
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET and out_root here)
 
 # %%
 import lthlib
 from lthlib import plots
 from IPython.display import Markdown
 
-exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, data order: {exp.data_order}")
+exp = lthlib.load_cells(params_file, overrides, lr, seed)  # one (lr, seed) cell, or every cell
+print(f"{exp.model} on {exp.dataset}, {lthlib.settings.describe_cells(exp)}, {exp.epochs} epochs, data order: {exp.data_order}")
 sizes = [p.facts["sdt"] for p in lthlib.settings.plan(exp, "sdt")]
 Markdown("| sparsity | widths per stage | subnetwork non-zeros | small-dense parameters |\n|---|---|---|---|\n"
          + "\n".join(f"| {p.sparsity:.3f} | {f['widths']} | {f['target_params']:,} | {f['sd_params']:,} |"
                      for p, f in zip(lthlib.settings.plan(exp, "sdt"), sizes)))
 
 # %%
-runs = lthlib.run_setting(exp, "sdt")
+runs = lthlib.run_cells(exp, "sdt")
 
 # %%
-plots.show_runs(runs, title=f"Small-dense training, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"Small-dense training, {lthlib.settings.describe_cells(exp)}")

@@ -25,9 +25,9 @@
 
 # %% tags=["parameters"]
 params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
-lr = 0.1  # this notebook's learning rate (one of the grid's lrs)
-seed = 1  # this notebook's seed: the dense run θ_t comes from
-overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET= and out_root here)
+lr = 0.1  # this notebook's learning rate (one of the grid's lrs); None: every lr of the grid
+seed = 1  # this notebook's seed: the dense run θ_t comes from; None: every seed of the grid
+overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET and out_root here)
 mask_from = "imp"  # "imp": the mask of every LT-IMP round; "omp": the one-shot masks
 
 # %%
@@ -35,15 +35,15 @@ import lthlib
 from lthlib import plots, settings
 from IPython.display import Markdown
 
-exp = lthlib.load(params_file, overrides, lr=lr, seed=seed)
+exp = lthlib.load_cells(params_file, overrides, lr, seed)  # one (lr, seed) cell, or every cell
 setting = settings.check_mask_from(mask_from, "wr")
 t = settings.rewind_epoch(exp)
-print(f"{exp.model} on {exp.dataset}, lr {exp.lr:g}, seed {exp.seed}, {exp.epochs} epochs, rewind to epoch {t}")
+print(f"{exp.model} on {exp.dataset}, {lthlib.settings.describe_cells(exp)}, {exp.epochs} epochs, rewind to epoch {t}")
 Markdown(f"Rewind epoch t = {t} of {exp.epochs}" + ("" if exp.rewind_epoch else
          " (5% of the schedule: the paper's 8 of 160)") + f"; each run trains epochs {t + 1}-{exp.epochs}.")
 
 # %%
-runs = lthlib.run_setting(exp, setting)
+runs = lthlib.run_cells(exp, setting)
 
 # %%
-plots.show_runs(runs, title=f"{setting}, lr {exp.lr:g}, seed {exp.seed}")
+plots.show_runs(runs, title=f"{setting}, {lthlib.settings.describe_cells(exp)}")

@@ -28,15 +28,17 @@ def test_a_broken_finished_run_is_reported_and_retrained(tiny_exp, capsys, damag
     assert f"{pre.path}: broken run" in capsys.readouterr().out
 
 
-def test_the_advice_of_a_corrupt_weights_error_works(tiny_exp):
-    """'Delete the file and run again' must lead somewhere: the run is retrained (issue 11.6)."""
+def test_the_advice_of_a_corrupt_weights_error_works(tiny_exp, capsys):
+    """'Delete the file and run again' must lead somewhere (issue 11.6): a truncated final.pt is named,
+    loading it is a clear error with that advice, and running again retrains the run."""
     exp = tiny_exp(epochs=1)
     pre = L.pretrain(exp)
-    pre.final.write_bytes(b"garbage")
+    pre.final.write_bytes(pre.final.read_bytes()[:200])
+    assert not pre.finished() and "final.pt" in pre.problem()
     with pytest.raises(L.CheckpointError, match="Delete the file"):
-        L.lt_omp(exp)
-    pre.final.unlink()
+        pre.load_final()
     assert all(r.finished() for r in L.lt_omp(exp))
+    assert f"{pre.path}: broken run" in capsys.readouterr().out
 
 
 def test_the_same_run_twice_in_one_pack_trains_once_and_does_not_hang(tiny_exp):

@@ -58,6 +58,7 @@ def test_packed_lt_omp_equals_separate_runs_lenet5(tiny_exp, tmp_path):
         assert all(bool((final[n][~m] == 0).all()) for n, m in mask.items())
 
 
+@pytest.mark.slow  # 45 s; the LeNet and demo-model packing tests cover packs in CI
 def test_packed_rr_imp_equals_separate_runs_resnet20(cifar_root, tmp_path):
     # A small lr: early training of a BN ResNet at lr 0.05 on noise-like data is chaotic -- a 1e-7 change
     # of one weight of an unpacked run diverges by 5e-2 within 10 steps -- so no tolerance would hold.

@@ -104,7 +104,8 @@ def test_an_empty_grid_axis_is_an_error_exit_2(tmp_path):
 
 
 def test_lr_reaches_the_notebook_exactly_and_close_lrs_are_two_targets():
-    plan = build("params/demo.yaml", parse_sets(["lrs=[0.1, 0.10000001, 0.0012345678]", "seeds=[1, 2]"]))
+    plan = build("params/demo.yaml", parse_sets(["lrs=[0.1, 0.10000001, 0.0012345678]", "seeds=[1, 2]",
+                                                 "notebooks=per_cell"]))
     names = sorted(p.split("/")[-1] for p in plan.params if "/pretrain_" in p)
     assert names == sorted(f"pretrain_lr{lr}_s{s}.params.yaml" for lr in ("0.1", "0.10000001", "0.0012345678")
                            for s in (1, 2))
@@ -126,13 +127,14 @@ def test_mk_escape_reads_back_literally_and_refuses_line_breaks(tmp_path):
 def test_set_values_reach_the_notebook_as_written_and_make_n_runs_nothing(tmp_path):
     evil = f"$(shell touch {tmp_path}/pwned) #not a comment $HOME `touch {tmp_path}/pwned2` 'q'"
     assert split_set(f'description="{evil}" epochs=2') == [f"description={evil}", "epochs=2"]
-    r = make("-n", "grid", "GRID=demo", f"OUT={tmp_path}", f'SET=description="{evil}" seeds=[1] lrs=[0.1]')
+    r = make("-n", "grid", "GRID=demo", f"OUT={tmp_path}",
+             f'SET=description="{evil}" seeds=[1] lrs=[0.1] notebooks=per_cell')
     assert r.returncode == 0, r.stderr
     assert "papermill" in r.stdout and not list(tmp_path.glob("pwned*"))
     params = read_yaml_file(str(tmp_path / "demo" / "notebooks" / "lt_imp_lr0.1_s1.params.yaml"))
-    assert params["overrides"] == {"description": evil, "out_root": str(tmp_path)}
+    assert params["overrides"] == {"description": evil, "notebooks": "per_cell", "out_root": str(tmp_path)}
     assert read_yaml_file(str(tmp_path / "demo" / "reports" / "analysis.params.yaml"))["overrides"] == {
-        "description": evil, "seeds": [1], "lrs": [0.1], "out_root": str(tmp_path)}
+        "description": evil, "seeds": [1], "lrs": [0.1], "notebooks": "per_cell", "out_root": str(tmp_path)}
     # a name is a name: make syntax in it is refused, not run
     r = make("-n", "grid", "GRID=demo", f"OUT={tmp_path}", f'SET=name="x$(shell touch {tmp_path}/pwned)"')
     assert r.returncode != 0 and "key 'name'" in r.stderr and not list(tmp_path.glob("pwned*"))
@@ -286,8 +288,10 @@ def test_cifar_grid_notebooks_smoke_on_generated_cifar(tmp_path, cifar_root):
     assert (tmp_path / "reports" / "index.html").exists()
 
 
+@pytest.mark.slow  # 80 s (make + papermill); tests/test_reliability.py renders a report through make in CI
 def test_report_over_an_incomplete_grid_says_what_is_missing_and_trains_nothing(tmp_path, fmnist_root):
-    sets = ["epochs=1", "n_train=200", "seeds=[1]", "lrs=[0.1]", "imp_rounds=2", f"data_root={fmnist_root}",
+    sets = ["epochs=1", "n_train=200", "seeds=[1]", "lrs=[0.1]", "imp_rounds=2", "notebooks=per_cell",
+            f"data_root={fmnist_root}",
             "download=false"]
     plan = plan_cli("params/demo.yaml", "--out-root", tmp_path, *sets)
     assert plan.returncode == 0, plan.stderr
@@ -301,3 +305,18 @@ def test_report_over_an_incomplete_grid_says_what_is_missing_and_trains_nothing(
     html = (tmp_path / "demo" / "reports" / "analysis.html").read_text()
     assert "no lt/rr pair finished yet" in html.lower()
     assert (tmp_path / "reports" / "index.html").exists()
+
+
+def test_per_setting_notebooks_run_every_cell():
+    """notebooks: per_setting (the demo) gives one notebook per setting, executed with lr and seed None (every
+    cell of the grid), with the settings' dependencies between them."""
+    plan = build("params/demo.yaml", {})
+    rules = dict(re.findall(r"^(\$\(OUT\)/\S+\.ipynb): (.*)$", plan.text, flags=re.M))
+    nb = "$(OUT)/demo/notebooks"
+    runs = sorted(t for t in rules if "/notebooks/" in t)
+    assert runs == sorted(f"{nb}/{s}_all_cells.ipynb" for s in plan.exp.settings)
+    assert f"{nb}/lt_imp_all_cells.ipynb" in rules[f"{nb}/rr_imp_all_cells.ipynb"]
+    assert "pretrain" not in rules[f"{nb}/sdt_all_cells.ipynb"]  # SDT needs no dense run
+    p = yaml.safe_load(plan.params["demo/notebooks/rr_omp_all_cells.params.yaml"])
+    assert p["lr"] is None and p["seed"] is None and p["mask_from"] == "omp"
+    assert plan.size["notebooks"] == len(plan.exp.settings) and plan.size["runs"] == 9 * 15

@@ -403,3 +403,24 @@ def test_indicator_table_reads_the_dense_omp_and_rr_files_and_skips_missing_ones
     assert np.isnan(t.iloc[1]["R_p(θ0'⊙m, θT⊙m)"])  # seed 2: RR-OMP without init.pt
     assert len(skipped) == 2 and "init.pt missing" in skipped[0] and "final.pt missing" in skipped[1]
     assert R.indicator_table(R.gather(exp).counted, None)[0].empty
+
+
+def test_runs_at_a_sparse_training_lr_are_counted_by_their_plans(tmp_path):
+    """A grid with sparse_lrs (Table 4): its subnetwork runs at a sparse lr, identified by their plans
+    (pretraining lr in the identity), are counted; the same run without its pretraining lr is not."""
+    import json as _json
+    from lthlib import settings as protocol
+    exp = experiment(tmp_path, lrs=[0.1], seeds=[1], sparse_lrs=[0.01, 0.05], settings=["pretrain", "lt_imp"])
+    fake_run(exp, "pretrain", 0.1, 1, 90.0)
+    for lr in (0.01, 0.05):
+        plan = protocol.plan_for(exp.replace(lr=lr, seed=1), "lt_imp", 1, None, pretrain_lr=0.1)
+        rd = plan.folder
+        rd.path.mkdir(parents=True)
+        rd.config.write_text(_json.dumps({"identity": plan.identity, "experiment": plan.cell.as_dict(),
+                                          "n_train_used": 100, "n_test_used": 50}, default=str))
+        rd.metrics.write_text(_json.dumps({"final_test_acc": 80.0, "global_sparsity": plan.sparsity,
+                                           "layer_sparsity": {}, "wall_time_s": 1.0}))
+        for f in (rd.init, rd.final, rd.history, rd.mask):
+            f.write_bytes(b"placeholder")
+    c = R.gather(exp)
+    assert sorted(c.counted["lr"]) == [0.01, 0.05, 0.1] and not len(c.not_counted)

@@ -103,3 +103,13 @@ def test_schedule_cli_help_and_errors(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lthlib.schedule", "params/demo.yaml", "--set", "epochz=1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "SET: unknown key 'epochz'" in bad.stderr
+
+
+def test_workers_train_a_wave_in_processes_with_the_same_results(tiny_exp, tmp_path):
+    """workers: 2 trains each wave's runs in two processes: the same folders, bitwise the same weights."""
+    one = _grid(tiny_exp, tmp_path / "one", "off").replace(settings=["pretrain", "lt_omp"], epochs=1)
+    two = one.replace(out_root=str(tmp_path / "two"), workers=2)
+    assert schedule.run_grid(one) == schedule.run_grid(two) == 8
+    for p in (tmp_path / "one" / "t" / "runs").iterdir():
+        a, b = L.RunDir(p).load_final(), L.RunDir(tmp_path / "two" / "t" / "runs" / p.name).load_final()
+        assert all(torch.equal(a[k], b[k]) for k in a), p.name
