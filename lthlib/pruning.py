@@ -155,3 +155,9 @@ def sparsity_table(mask: Mask) -> list[dict]:
 def global_sparsity(mask: Mask) -> float:
     total = sum(m.numel() for m in mask.values())
     return 1.0 - sum(int(m.sum()) for m in mask.values()) / total
+
+
+def nearest_sparsity(values, target: float) -> float | None:
+    """The sparsity of ``values`` nearest ``target`` (the lower one on a tie); None when there is none."""
+    values = sorted(set(values))
+    return min(values, key=lambda v: (abs(v - target), v)) if values else None

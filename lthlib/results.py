@@ -14,7 +14,6 @@ only the runs that grid counts under its own current parameters (``pooled_runs``
 """
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from . import stats as S
 from . import verdicts as V
 from .errors import CheckpointError, LTHError
 from .models import load_profile
+from .pruning import nearest_sparsity
 from .report import md_code, md_text
 from .runs import RunDir, atomic_write_text, load_json, project_path
 
@@ -39,7 +39,7 @@ FREE_ACROSS_GRIDS = ("lr", "epochs", "data_order")
 DEFAULTS = params.Experiment()
 SPARSITY_DECIMALS = 3  # IMP 0.5904 and OMP 0.59 are one point, "0.590"
 GROUP = ["model", "dataset", "epochs", "lr"]
-_profile = functools.lru_cache(maxsize=None)(load_profile)  # read once per model, not once per run
+_profile = load_profile  # (it caches file reads itself; a re-registered model's prunable set is its own)
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -401,6 +401,48 @@ class Pool:
     in two grids once) and, per grid considered, what it contributed or why not (``grids``)."""
     runs: pd.DataFrame
     grids: pd.DataFrame
+
+
+def _pretrain_lr(row) -> float | None:
+    ident = row.get("identity") if isinstance(row.get("identity"), dict) else {}
+    return ident.get("pretrain_lr")
+
+
+def _mean_text(acc: pd.Series) -> str:
+    return f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f} (n={len(acc)})" if len(acc) > 1 else \
+        (f"{acc.iloc[0]:.2f} (n=1)" if len(acc) else "—")
+
+
+def sparse_lr_table(df: pd.DataFrame, exp: params.Experiment, sparsity: float = V.PAPER_TABLE4_SPARSITY
+                    ) -> tuple[pd.DataFrame, str]:
+    """The paper's Table 4 for a grid with ``sparse_lrs``: per pretraining lr (the grid's lrs) and
+    sparse-training lr, the dense accuracy at the pretraining lr and LT-IMP / LT-OMP at the grid sparsity
+    nearest ``sparsity`` (mean ± std over seeds, n), with the paper's numbers beside where SPEC section 6
+    has them; (table, a line saying what was compared). Empty without ``sparse_lrs``."""
+    if not exp.sparse_lrs or not len(df):
+        return pd.DataFrame(), ""
+    sub = df[df["setting"].isin(["lt_imp", "lt_omp"])]
+    s = nearest_sparsity(sub["target_sparsity"].round(SPARSITY_DECIMALS), sparsity) if len(sub) else None
+    paper = V.PAPER_TABLE4.get((exp.model, exp.dataset), {})
+    rows = []
+    for pre in exp.lrs:
+        dense = df[(df["setting"] == DENSE) & np.isclose(df["lr"], pre)]["final_acc"]
+        pdense, paper_lt = paper.get(pre, (None, {}))
+        for lr in exp.sparse_lrs:
+            row = {"pretraining lr": pre, "dense": _mean_text(dense), "sparse-training lr": lr}
+            for setting, col in (("lt_imp", "LT-IMP"), ("lt_omp", "LT-OMP")):
+                d = sub[(sub["setting"] == setting) & np.isclose(sub["lr"], lr)
+                        & (sub["target_sparsity"].round(SPARSITY_DECIMALS) == s)]
+                d = d[np.array([_pretrain_lr(r) is not None and math.isclose(_pretrain_lr(r), pre)
+                                for r in d.to_dict("records")], dtype=bool)]
+                row[col] = _mean_text(d["final_acc"])
+            known = paper_lt.get(lr)
+            row["paper dense"] = pdense
+            row["paper LT-IMP / LT-OMP"] = f"{known[0]:.1f} / {known[1]:.1f}" if known else None
+            rows.append(row)
+    where = (f"LT at s = {s:.3f} (the grid's sparsity nearest {sparsity:g}); the paper's numbers are at s = "
+             f"{V.PAPER_TABLE4_SPARSITY} for ResNet-20 on CIFAR-10" if s is not None else "no LT run finished yet")
+    return pd.DataFrame(rows), where
 
 
 def _grid_params(params_dir) -> dict[str, Path]:

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .models import sdt_widths
 from .params import Experiment
 from .plans import RunPlan, find
-from .pruning import imp_sparsity
+from .pruning import imp_sparsity, nearest_sparsity
 
 SDT_FACTS = ("widths", "target_params", "sd_params", "rel_error", "factor")
 _sdt_fit = functools.lru_cache(maxsize=None)(sdt_widths)  # a search per (model, sparsity, geometry): once
@@ -50,6 +50,33 @@ def _from(cell: Experiment) -> dict:
     return {"pretrain_lr": cell.lr} if cell.sparse_lrs else {}
 
 
+TRAJECTORY_SETTINGS = ("lt_imp", "lt_omp")  # the runs whose trajectories the report draws (IMP vs OMP)
+
+
+# ----------------------------------------------------------------------------- trajectories (lthlib.trajectory)
+def keep_epochs(epochs: int, points: int) -> tuple[int, ...]:
+    """``points`` epochs in 1 .. epochs-1, evenly spaced (fewer when the schedule is short): the weights a
+    trajectory run keeps besides init.pt (epoch 0) and final.pt (epoch ``epochs``)."""
+    inner = epochs - 1
+    if points <= 0 or inner < 1:
+        return ()
+    k = min(points, inner)
+    return tuple(sorted({1 + round(i * (inner - 1) / max(k - 1, 1)) for i in range(k)}))
+
+
+def trajectory_epochs(cell, setting: str, sparsity: float, sparsities) -> tuple[int, ...]:
+    """The epochs the run of ``setting`` at ``sparsity`` in ``cell`` keeps for its trajectory: those of
+    ``keep_epochs`` when the grid asks for trajectories, the setting is drawn, the run is the first seed's
+    and its sparsity the one of ``sparsities`` (the setting's own) nearest ``trajectory_sparsity``."""
+    points = cell.trajectory_points
+    if not points or setting not in TRAJECTORY_SETTINGS or cell.seed != min(cell.seeds):
+        return ()
+    chosen = nearest_sparsity(sparsities, cell.trajectory_sparsity)
+    if chosen is None or abs(sparsity - chosen) > 5e-7:
+        return ()
+    return keep_epochs(cell.epochs, points)
+
+
 # ----------------------------------------------------------------------------- one function per setting
 def rewind_epoch(cell: Experiment) -> int | None:
     """The epoch t weight rewinding restarts from: ``rewind_epoch``, or 5% of the schedule (the paper's 8
@@ -73,13 +100,13 @@ def lt_imp(cell: Experiment) -> list[RunPlan]:
     """LT-IMP: round r prunes ``imp_rate`` of the remaining weights of round r-1's *trained* weights
     (round 0 = the dense model) globally, and trains θ0 ⊙ m_r with the full recipe."""
     (pre,) = pretrain(cell)
-    out = []
+    out, imp = [], [round(imp_sparsity(r, cell.imp_rate), 6) for r in range(1, cell.imp_rounds + 1)]
     for sub in sparse_cells(cell):
         prev = pre
-        for r in range(1, cell.imp_rounds + 1):
+        for r, s in enumerate(imp, 1):
             prev = RunPlan("lt_imp", sub, cell.seed, lt_data_seed(cell), start="theta0", start_from=pre,
-                           mask="imp", mask_from=prev, sparsity=round(imp_sparsity(r, cell.imp_rate), 6), round=r,
-                           params=_from(cell))
+                           mask="imp", mask_from=prev, sparsity=s, round=r, params=_from(cell),
+                           keep_epochs=trajectory_epochs(sub, "lt_imp", s, imp))
             out.append(prev)
     return out
 
@@ -97,8 +124,9 @@ def _one_shot(cell: Experiment, setting: str, start: str, mask: str) -> list[Run
     (pre,) = pretrain(cell)
     seeds = rr_seeds(cell) if start == "fresh" else (cell.seed, lt_data_seed(cell))
     return [RunPlan(setting, sub, *seeds, start=start, start_from=None if start == "fresh" else pre, mask=mask,
-                    mask_from=pre, sparsity=s, params=_from(cell)) for sub in sparse_cells(cell)
-            for s in cell.sparsities]
+                    mask_from=pre, sparsity=s, params=_from(cell),
+                    keep_epochs=trajectory_epochs(sub, setting, s, cell.sparsities))
+            for sub in sparse_cells(cell) for s in cell.sparsities]
 
 
 def lt_omp(cell: Experiment) -> list[RunPlan]:
@@ -228,6 +256,6 @@ def check_mask_from(mask_from: str, kind: str = "rr") -> str:
     return f"{kind}_{mask_from}"
 
 
-__all__ = ["pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune", "sdt", "wr_imp",
+__all__ = ["keep_epochs", "trajectory_epochs", "pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "oneshot_retrain", "random_prune", "sdt", "wr_imp",
            "wr_omp", "rewind_epoch", "sdt_sparsities", "plan", "cells",
            "grid_plans", "depends", "sequential", "plan_for", "lt_data_seed", "rr_seeds", "check_mask_from"]

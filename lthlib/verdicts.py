@@ -156,8 +156,9 @@ def _comparison(b_mean, b_n, gap, g, shifted, threshold, strict, note) -> dict:
 def compare_paired(a: pd.Series, b: pd.Series, threshold: float, names: tuple, alpha: float, strict: bool,
                    missing: str) -> dict:
     """Condition "mean(a) - mean(b) > threshold" (``strict``) or ">= threshold", a and b per-seed
-    accuracies indexed by seed. Returns the condition's fields (see ``_missing``); the CI, n, p and
-    words are ``stats.paired_gap`` over the seeds both have, "vs threshold"/"p vs threshold" the same
+    accuracies indexed by seed. Returns the condition's fields (see ``_missing``); the gap, CI, n, p and
+    words are ``stats.paired_gap`` over the seeds both have (so the decision and its interval never
+    disagree on an incomplete grid; the gap of unpaired means only when they share no seed), "vs threshold"/"p vs threshold" the same
     test of the gap against the threshold. No runs in ``b``: NA with ``missing`` as the note."""
     if not len(b) or not len(a):
         return _missing(missing)
@@ -166,8 +167,11 @@ def compare_paired(a: pd.Series, b: pd.Series, threshold: float, names: tuple, a
     g = S.paired_gap(x, y, alpha, names)
     shifted = S.paired_gap(x - threshold, y, alpha, names)
     note = "" if len(common) == len(a) == len(b) else \
-        f"paired over {len(common)} common seeds ({names[0]} n={len(a)}, {names[1]} n={len(b)})"
-    return _comparison(b.mean(), len(b), a.mean() - b.mean(), g, shifted, threshold, strict, note)
+        f"gap and CI over the {len(common)} seeds both have ({names[0]} n={len(a)}, {names[1]} n={len(b)})" \
+        if len(common) else f"no seed in common: the gap is of unpaired means, no CI"
+    # the decision and its interval over the same seeds: the gap is the paired mean difference
+    gap = float((x - y).mean()) if len(common) else a.mean() - b.mean()
+    return _comparison(b.mean(), len(b), gap, g, shifted, threshold, strict, note)
 
 
 def compare_reference(a: pd.Series, reference: dict | None, threshold: float, names: tuple,
@@ -542,6 +546,17 @@ PAPER_TABLE3 = {
 }
 
 
+# the paper's Table 4 (SPEC section 6): ResNet-20 on CIFAR-10 at s = 0.914, pretraining lr -> (dense accuracy,
+# {sparse-training lr: (LT-IMP, LT-OMP) accuracy})
+PAPER_TABLE4 = {
+    ("resnet20", "cifar10"): {
+        0.01: (90.3, {0.001: (87.5, 83.3), 0.005: (89.7, 85.3), 0.01: (89.4, 86.5), 0.05: (87.9, 87.2)}),
+        0.1: (92.4, {0.01: (85.3, 85.8), 0.05: (86.6, 87.4), 0.1: (87.3, 87.2), 0.15: (86.7, 87.3)}),
+    },
+}
+PAPER_TABLE4_SPARSITY = 0.914
+
+
 def paper_entry(model: str, dataset: str) -> dict:
     """What the paper's Table 3 says about (model, dataset), from SPEC section 6 only: a dict with in
     paper (bool), Jackpot?, secondary prize?, at the boundary, prefers small LR?, prefers IMP? (None =
@@ -562,5 +577,5 @@ def paper_entry(model: str, dataset: str) -> dict:
 
 __all__ = ["SIMILAR", "CLEAR_GAP", "NOT_EVALUATED", "thresholds", "prepare", "best_rr", "compare_paired",
            "compare_reference", "reference_for", "ticket_class", "boundary", "verdict_table", "condition_text",
-           "verdict_line", "verdict_lines", "support_p", "matched_gaps", "lr_preference", "table3", "PAPER_TABLE3",
+           "verdict_line", "verdict_lines", "support_p", "matched_gaps", "lr_preference", "table3", "PAPER_TABLE3", "PAPER_TABLE4",
            "paper_entry"]

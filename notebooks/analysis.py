@@ -37,17 +37,21 @@
 # *current* parameters give are counted.
 
 # %% tags=["parameters"]
-params_file = "params/demo.yaml"  # the grid to analyse
-similar = None  # ④ ⑤ similar: the drop (points) allowed below the dense model; None: the paper's for the dataset
-clear_gap = None  # ③ clear gap (points) LT must beat the best RR by; None: the paper's 0.5
-sdt_gap = None  # ② the gap (points) LT must beat SDT by; None: the clear gap (the paper gives no number)
-nontrivial = 0.6  # ① the smallest non-trivial sparsity
-alpha = 0.05  # 1 - the confidence of every interval; Holm's correction at this level
-pool_grids = None  # grid names pooled for the training-length axis and the best dense model; None: every grid found
-params_dir = "params"  # where the pooled grids' params files are (each pooled grid counts its runs by its own)
-rp_sparsity = 0.832  # the sparsity R_p is measured at (the nearest OMP sparsity of the grid when absent)
-rp_p = 0.1  # R_p's top fraction p of the remaining weights
-overrides = {}  # any other key of the params schema as a mapping (make passes SET and out_root here)
+from typing import Optional
+
+params_file: str = "params/demo.yaml"  # the grid to analyse
+similar: Optional[float] = None  # ④ ⑤ similar: the drop (points) allowed below the dense model; None: the paper's for the dataset
+clear_gap: Optional[float] = None  # ③ clear gap (points) LT must beat the best RR by; None: the paper's 0.5
+sdt_gap: Optional[float] = None  # ② the gap (points) LT must beat SDT by; None: the clear gap (the paper gives no number)
+nontrivial: float = 0.6  # ① the smallest non-trivial sparsity
+alpha: float = 0.05  # 1 - the confidence of every interval; Holm's correction at this level
+pool_grids: Optional[list] = None  # grid names pooled for the training-length axis and the best dense model; None: every grid found
+params_dir: str = "params"  # where the pooled grids' params files are (each pooled grid counts its runs by its own)
+rp_sparsity: float = 0.832  # the sparsity R_p is measured at (the nearest OMP sparsity of the grid when absent)
+rp_p: float = 0.1  # R_p's top fraction p of the remaining weights
+trajectory_grid: int = 7  # loss-surface lattice points per axis (its cost: grid² forward passes of the subset per run)
+trajectory_images: int = 256  # training images the loss surface is measured on (a fixed stratified subset)
+overrides: dict = {}  # any other key of the params schema as a mapping (make passes SET and out_root here)
 
 # %%
 from IPython.display import HTML, Markdown, display
@@ -56,7 +60,9 @@ import lthlib
 from lthlib import layout
 from lthlib import plots as P
 from lthlib import report
+from lthlib import registry
 from lthlib import results as R
+from lthlib import trajectory as T
 from lthlib import verdicts as V
 
 exp = lthlib.load(params_file, overrides)
@@ -122,10 +128,12 @@ P.publish(P.plot_accuracy_vs_sparsity(runs.counted, reference), figures, "accura
 
 # %% [markdown]
 # ## Ticket verdicts by the paper's definition
-# One row per ticket. Each condition reads: the gap, its 95% confidence interval and n, the threshold,
-# whether it holds, and what the statistics say at this n ("LT beats RR" only when the interval lies
-# above 0; "not resolved at n" otherwise) and where the interval lies against the threshold. The
-# thresholds, and our readings of the paper's rules:
+# One row per ticket: its LT accuracy and, for each condition ②-⑤, the gap in points with ✓ (holds),
+# ✗ (fails) or – (not evaluated); "best RR" gives the accuracy and lr ③ compares with. Below the table,
+# "The same verdicts as sentences" gives each gap with its 95% confidence interval, n and the threshold,
+# and what the statistics say at this n ("LT beats RR" only when the interval lies above 0; "not
+# resolved at n" otherwise); verdicts.csv holds every number. The thresholds, and our readings of the
+# paper's rules:
 
 # %%
 display(Markdown(report.thresholds_markdown(thr, nontrivial, alpha, exp.full_epochs or exp.epochs)))
@@ -144,6 +152,20 @@ display(HTML(report.details("The same verdicts as sentences", V.verdict_lines(v)
 
 # %%
 display(report.table(report.table3_view(t3)) if len(t3) else Markdown("No ticket verdicts yet."))
+
+# %% [markdown]
+# ## The sparse-training learning rate (the paper's Table 4)
+# In a grid with `sparse_lrs` the dense model trains at the grid's lr (the *pretraining* lr) and every
+# subnetwork run at each sparse-training lr. The paper's question: does a ticket's accuracy depend on the
+# lr it is trained at, given the lr its mask was found at? Mean ± std over seeds (n); the paper's own
+# numbers beside ours where SPEC section 6 has them (ResNet-20, CIFAR-10, s = 0.914).
+
+# %%
+t4, t4_note = R.sparse_lr_table(runs.counted, exp)
+display(Markdown(t4_note) if len(t4) else Markdown("This grid trains every subnetwork at its dense model's lr "
+                                                   "(no `sparse_lrs`): nothing to show here."))
+if len(t4):
+    display(report.table(t4))
 
 # %% [markdown]
 # ## LT − RR at the same learning rate
@@ -197,6 +219,26 @@ rp_used, rp_note = R.nearest_omp_sparsity(runs.counted, rp_sparsity)
 rp, rp_skipped = R.indicator_table(runs.counted, rp_used, rp_p)
 display(Markdown(rp_note + (" Skipped: " + "; ".join(rp_skipped) if rp_skipped else "")))
 P.publish(P.plot_correlation_indicator(rp), figures, "correlation_indicator", "No R_p measured.")
+
+# %% [markdown]
+# ## Training trajectories on the loss surface (the paper's Figures 4/5)
+# A subnetwork's weights during training — θ0 ⊙ m (circle), the weights kept after evenly spaced epochs,
+# θT (star) — projected on the first two principal directions of its own trajectory (centred on θT, over
+# the weights its mask keeps), over filled contours of the training loss on that plane (log scale; a
+# fixed stratified subset of training images, BatchNorm on the subset's batch statistics). LT-IMP vs
+# LT-OMP at the grid's sparsity nearest `trajectory_sparsity`, at its smallest and largest lr, first seed.
+# The axes give the share of the trajectory's variance each direction explains; a plane that explains
+# little of it shows the path only roughly. Only runs of a grid with `trajectory_points` > 0 keep the
+# weights this needs.
+
+# %%
+trajs, traj_notes = T.trajectories(runs.counted, exp, trajectory_grid, trajectory_images) if exp.trajectory_points \
+    else ([], ["This grid keeps no trajectory weights (`trajectory_points: 0`): set `trajectory_points` (e.g. 10) "
+               "in its params file to draw this figure; the runs it names train once more to keep them."])
+display(Markdown(report.bullets(traj_notes)))
+if trajs:
+    display(report.table(T.table(trajs)))
+P.publish(T.plot(trajs, registry.label) if trajs else None, figures, "trajectories", "No trajectory to draw.")
 
 # %% [markdown]
 # ## Layerwise sparsity of the masks

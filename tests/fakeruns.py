@@ -26,12 +26,13 @@ def experiment(out_root, **kw):
 
 
 def fake_run(exp, setting, lr, seed, acc, sparsity=None, rnd=None, layer_sparsity=None, code="v1", device="cpu",
-             tf32=None) -> Path:
+             tf32=None, pretrain_lr=None) -> Path:
     """One finished run of grid ``exp`` at (lr, seed) with final test accuracy ``acc``; an IMP run by its
-    round ``rnd``, a one-shot run by its ``sparsity``. ``tf32`` (True/False) is recorded in config.json's
-    ``determinism`` as the engine records it (None: no determinism record)."""
+    round ``rnd``, a one-shot run by its ``sparsity``; a subnetwork run at a sparse-training lr ``lr`` of a
+    dense model trained at ``pretrain_lr`` (``sparse_lrs`` grids). ``tf32`` (True/False) is recorded in
+    config.json's ``determinism`` as the engine records it (None: no determinism record)."""
     cell = exp.replace(lr=lr, seed=seed)
-    plan = protocol.plan_for(cell, setting, rnd, sparsity)
+    plan = protocol.plan_for(cell, setting, rnd, sparsity, pretrain_lr=pretrain_lr)
     rd = plan.folder
     rd.path.mkdir(parents=True)
     det = {} if tf32 is None else {"determinism": {"deterministic": not tf32, "tf32": tf32}}

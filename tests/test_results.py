@@ -424,3 +424,29 @@ def test_runs_at_a_sparse_training_lr_are_counted_by_their_plans(tmp_path):
             f.write_bytes(b"placeholder")
     c = R.gather(exp)
     assert sorted(c.counted["lr"]) == [0.01, 0.05, 0.1] and not len(c.not_counted)
+
+
+def test_the_sparse_training_lr_table_has_the_papers_shape_and_numbers(tmp_path):
+    """Table 4: per pretraining lr and sparse-training lr, dense and LT-IMP / LT-OMP at the sparsity nearest
+    0.914 (mean ± std, n); the paper's numbers beside ours for ResNet-20 on CIFAR-10 only."""
+    exp = experiment(tmp_path, lrs=[0.1], seeds=[1, 2], sparse_lrs=[0.01, 0.05], imp_rounds=2,
+                     sparsities=[0.36], settings=["pretrain", "lt_imp", "lt_omp"])
+    for seed, d in ((1, 91.0), (2, 93.0)):
+        fake_run(exp, "pretrain", 0.1, seed, d)
+        for lr, base in ((0.01, 80.0), (0.05, 85.0)):
+            fake_run(exp, "lt_imp", lr, seed, base + seed, rnd=2, pretrain_lr=0.1)   # 0.36: the nearest to 0.914
+            fake_run(exp, "lt_imp", lr, seed, 10.0, rnd=1, pretrain_lr=0.1)          # 0.2: not shown
+            fake_run(exp, "lt_omp", lr, seed, base - seed, sparsity=0.36, pretrain_lr=0.1)
+    t, note = R.sparse_lr_table(R.gather(exp).counted, exp)
+    assert list(t["sparse-training lr"]) == [0.01, 0.05] and set(t["pretraining lr"]) == {0.1}
+    assert list(t["dense"]) == ["92.00 ± 1.41 (n=2)"] * 2
+    assert list(t["LT-IMP"]) == ["81.50 ± 0.71 (n=2)", "86.50 ± 0.71 (n=2)"]
+    assert list(t["LT-OMP"]) == ["78.50 ± 0.71 (n=2)", "83.50 ± 0.71 (n=2)"]
+    assert t["paper LT-IMP / LT-OMP"].isna().all() and "s = 0.360" in note   # lenet5 is not in Table 4
+    paper = experiment(tmp_path / "p", model="resnet20", dataset="cifar10", lrs=[0.1], seeds=[1],
+                       sparse_lrs=[0.01, 0.05], settings=["pretrain", "lt_imp", "lt_omp"])
+    fake_run(paper, "pretrain", 0.1, 1, 92.0)
+    t, _ = R.sparse_lr_table(R.gather(paper).counted, paper)
+    assert list(t["paper LT-IMP / LT-OMP"]) == ["85.3 / 85.8", "86.6 / 87.4"] and set(t["paper dense"]) == {92.4}
+    assert list(t["LT-IMP"]) == ["—", "—"]
+    assert R.sparse_lr_table(R.gather(exp).counted, exp.replace(sparse_lrs=[]))[0].empty

@@ -304,3 +304,48 @@ def test_sparse_training_lrs_train_the_subnetworks_at_their_own_lr(tiny_exp):
     found = L.settings.plan_for(table4.replace(lr=0.02), "lt_imp", 2, None, pretrain_lr=0.05)
     assert found.name == lt[3].name
     assert L.settings.plan_for(base, "lt_imp", 2).name == L.settings.plan(base, "lt_imp")[1].name
+
+
+def _resume_script(exp, setting, kill_after_saves):
+    """A process that trains ``setting`` of ``exp`` and is killed right after its ``kill_after_saves``-th
+    training checkpoint."""
+    return textwrap.dedent(f"""
+        import os, signal, torch, lthlib as L
+        import lthlib.training as T
+        torch.set_num_threads(1)
+        saves = [0]
+        real = T.atomic_torch_save
+        def dying_save(obj, path):
+            real(obj, path)
+            saves[0] += 1
+            if saves[0] >= {kill_after_saves}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        T.atomic_torch_save = dying_save
+        exp = L.make_experiment(None, **{exp.as_dict()!r})
+        L.run_setting(exp, {setting!r})
+    """)
+
+
+@pytest.mark.parametrize("setting,model", [("sdt", "resnet8_w8_s2"), ("wr_omp", "lenet5")])
+def test_sdt_and_weight_rewinding_runs_resume_after_a_kill_bitwise(tiny_exp, tmp_path, capsys, setting, model):
+    """SDT and WR runs cut by a kill resume from their checkpoint (a WR run: in the dense run's schedule,
+    after epoch t + 1) to the weights and history of an uncut run."""
+    kw = dict(model=model, epochs=4, sparsities=[0.5], imp_rounds=1, n_train=128, n_test=50, rewind_epoch=1,
+              settings=["pretrain", "lt_omp", setting])
+    exp, ref_exp = (tiny_exp(out_root=str(tmp_path / d), **kw) for d in ("cut", "ref"))
+    for e in (exp, ref_exp):
+        L.pretrain(e)
+    (ref,) = L.run_setting(ref_exp, setting)[-1:]
+    proc = subprocess.run([sys.executable, "-c", _resume_script(exp, setting, 1)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    (rd,) = [L.RunDir(p) for p in (tmp_path / "cut").glob(f"t/runs/{setting}-*")]
+    assert rd.checkpoint.exists() and not rd.finished()
+    capsys.readouterr()
+    (resumed,) = L.run_setting(exp, setting)[-1:]
+    first = 2 if setting == "wr_omp" else 1  # the epoch the cut run had finished: t + 1 for WR (t = 1)
+    assert f"resuming after epoch {first}/4" in capsys.readouterr().out
+    assert resumed.path.name == ref.path.name and resumed.finished()
+    a, b = resumed.load_final(), ref.load_final()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    cols = lambda rd: [r.split(",")[:2] for r in rd.history.read_text().splitlines()]  # epoch, lr
+    assert cols(resumed) == cols(ref) and len(cols(ref)) == (4 if setting == "wr_omp" else 5)

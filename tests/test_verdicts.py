@@ -246,8 +246,15 @@ def test_unpaired_seeds_are_paired_over_the_common_ones_and_noted():
     add(rows, "lt_imp", 0.832, 0.01, LT)
     add(rows, "sdt", 0.832, 0.01, SDT[:2], seeds=[1, 2])
     r = one(pd.DataFrame(rows))
-    assert r["c2 n"] == 2 and r["c2 n runs"] == 2 and "paired over 2 common seeds" in r["c2 note"]
-    assert r["c2 gap"] == pytest.approx(np.mean(LT) - np.mean(SDT[:2]))
+    assert r["c2 n"] == 2 and r["c2 n runs"] == 2 and "over the 2 seeds both have" in r["c2 note"]
+    # the gap the decision reads is over the same seeds as its interval, so it lies inside it
+    assert r["c2 gap"] == pytest.approx(np.mean(LT[:2]) - np.mean(SDT[:2]))
+    assert r["c2 CI low"] <= r["c2 gap"] <= r["c2 CI high"]
+    none = []
+    add(none, "lt_imp", 0.832, 0.01, LT[:1], seeds=[1])
+    add(none, "sdt", 0.832, 0.01, SDT[1:2], seeds=[2])
+    r = one(pd.DataFrame(none))
+    assert "no seed in common" in r["c2 note"] and r["c2 gap"] == pytest.approx(LT[0] - SDT[1])
 
 
 # ----------------------------------------------------------------------------- the printed lines
