@@ -4,7 +4,9 @@ One module per concern (README, "Layout"): ``params`` (the typed schema), ``regi
 ``settings`` (the protocol, as plans), ``plans`` (run plans: start points, masks, identity), ``engine``
 (realizes plans as run folders, once), ``training`` (the loop and its hooks), ``sgd`` (the update rule),
 ``runs`` and ``layout`` (files and where they land), ``models``, ``data``, ``pruning``, ``packing``,
-``distributed``, ``schedule``, ``plan``, ``results``, ``stats``, ``plots``, ``report``.
+``distributed``, ``schedule``, ``plan``, ``results``, ``stats``, ``plots``, ``report``, ``verdicts``,
+``trajectory`` (loss-surface trajectories), ``ownmodels`` (your own models: ``lthlib.register_model``),
+``paramsdoc``, ``tickets``, ``readme``.
 
     exp = lthlib.load("params/demo.yaml", lr=0.01, seed=2)          # one (lr, seed) cell of a grid
     exp = lthlib.make_experiment(None, model="resnet20", epochs=2)   # from keyword values, no file
@@ -23,6 +25,7 @@ from .engine import run_setting, run_cells, load_cells, pretrain, rr, realize
 from . import settings
 from .settings import grid_plans
 from .runs import RunDir
+from .ownmodels import register_model, unregister_model, import_model_module
 
 
 def __getattr__(name: str):
@@ -36,4 +39,4 @@ def __getattr__(name: str):
 __all__ = ["__version__", "LTHError", "ConfigError", "DatasetMissingError", "CheckpointError", "MaskError", "Experiment",
            "load", "make_experiment", "load_params_file", "SETTINGS", "run_setting", "run_cells", "load_cells", "pretrain",
            "rr", "realize",
-           "settings", "grid_plans", "RunDir"]
+           "settings", "grid_plans", "RunDir", "register_model", "unregister_model", "import_model_module"]

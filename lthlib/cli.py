@@ -2,13 +2,15 @@
 
     lthlib-runs [OUT_ROOT] [--grid G] [--setting S] [--lr X] [--sparsity S] [--csv]
     lthlib-runs export RUN_DIR OUT.pt [--prune-form]
+    lthlib-runs params-doc [--markdown [PATH]] [--html PATH]      (also python -m lthlib.cli params-doc)
 
 The first lists every finished run under ``OUT_ROOT/<grid>/runs/`` (default ``outputs``, relative to
 the project root when run inside a checkout, else to the working directory) as a table, or as CSV; the
 unfinished and broken ones are counted (and the broken ones named) on stderr. ``--sparsity`` matches the
 nominal or measured global sparsity at three decimals (an IMP round at 0.5904 is 0.590). The second
 writes the run's weights and mask with ``lthlib.tickets.export_state`` (an output folder that is
-itself named ``export`` is given as ``./export``).
+itself named ``export`` is given as ``./export``). The third writes the parameter reference generated
+from the schema (``lthlib.paramsdoc``): Markdown on stdout, or to the files given (atomically).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import sys
 
 import pandas as pd
 
-from . import layout, registry
+from . import layout, paramsdoc, registry
 from .errors import LTHError
 from .results import SPARSITY_DECIMALS, collect
 from .tickets import export_state
@@ -47,6 +49,32 @@ def _export_parser() -> argparse.ArgumentParser:
     ap.add_argument("--prune-form", action="store_true",
                     help="the state dict in torch.nn.utils.prune form (weight_orig and weight_mask)")
     return ap
+
+
+def _params_doc_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lthlib-runs params-doc", description="The parameter reference (every "
+                                 "params key: type, default, accepted values, identity, doc), generated from "
+                                 "the schema. With no option: Markdown on stdout.")
+    ap.add_argument("--markdown", nargs="?", const="-", metavar="PATH",
+                    help="Markdown to PATH (written atomically); without PATH, to stdout")
+    ap.add_argument("--html", metavar="PATH", help="a self-contained HTML page to PATH (written atomically)")
+    return ap
+
+
+def params_doc(args) -> int:
+    """Write the parameter reference where ``args`` say (Markdown on stdout by default)."""
+    if args.markdown in (None, "-") and (args.markdown == "-" or args.html is None):
+        sys.stdout.write(paramsdoc.markdown())
+    written = [(args.markdown, "markdown"), (args.html, "html")]
+    try:
+        for path, fmt in written:
+            if path not in (None, "-"):
+                paramsdoc.write(path, fmt)
+                print(f"wrote {path}", file=sys.stderr)
+    except OSError as exc:
+        print(f"lthlib-runs params-doc: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def select(df: pd.DataFrame, setting=None, lr=None, sparsity=None) -> pd.DataFrame:
@@ -109,6 +137,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export"]:
         return export(_export_parser().parse_args(argv[1:]))
+    if argv[:1] == ["params-doc"]:
+        return params_doc(_params_doc_parser().parse_args(argv[1:]))
     return list_runs(_list_parser().parse_args(argv))
 
 

@@ -8,9 +8,13 @@ that the file and the architecture agree.
 Initialization follows the official code (SPEC section 3, "Initialization"); each registry entry says
 which scheme it uses in ``init_doc``. A model whose scheme changed after runs existed carries an ``init``
 tag, which the engine adds to every run's identity so runs made with the old scheme are not reused.
+
+Your own model joins ``MODELS`` through ``lthlib.ownmodels.register_model`` (its prunable tensors are
+held by its registration, not a profile file); ``BUILTIN`` names lthlib's own.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 import yaml
 
 from .errors import ConfigError
+from .runs import atomic_write_text
 
 # The pruning profiles: params/profiles in a checkout (the source of truth); an installed wheel carries
 # them as lthlib/profiles (pyproject.toml maps params/profiles there), used when no checkout is around.
@@ -327,6 +332,11 @@ class ModelSpec:
     paper_params_note: str = ""  # why our count differs from paper_params (or why there is none)
     base_widths: tuple | None = None  # per-stage widths of the model (the stem follows stage 1)
     build_widths: Callable | None = None  # (stage widths, in_channels, num_classes, input_size) -> nn.Module
+    # your own models (lthlib.ownmodels.register_model): the prunable tensors (a built-in model's are in its
+    # profile file), the file that registered it and (module, qualname) of its builder
+    profile: tuple | None = None
+    origin: str = "lthlib/models.py"
+    owner: tuple = ()
 
     @property
     def width_scalable(self) -> bool:
@@ -477,6 +487,7 @@ _MODELS = dict(
         init_doc=_DEFAULT_INIT + " (not in the official code)", input=(1, 28)),
 )
 MODELS: dict[str, ModelSpec] = {name: ModelSpec(name, **kw) for name, kw in _MODELS.items()}
+BUILTIN = frozenset(MODELS)  # lthlib's own; lthlib.ownmodels.register_model adds yours to MODELS
 
 
 def model_spec(name: str, source: str = "model") -> ModelSpec:
@@ -487,7 +498,9 @@ def model_spec(name: str, source: str = "model") -> ModelSpec:
 
 def check_model_name(name: str, source: str = "model") -> None:
     if name not in MODELS:
-        raise ConfigError(f"{source}: unknown model {name!r}. Known models: {', '.join(sorted(MODELS))}.")
+        raise ConfigError(f"{source}: unknown model {name!r}. Known models: {', '.join(sorted(MODELS))}. Your own "
+                          f"model? Name the module that registers it (lthlib.register_model) in the params file, "
+                          f"e.g. model_module: mypkg.mynet (README, \"Your own model\").")
 
 
 def _seeded(build: Callable, init_seed: int | None) -> nn.Module:
@@ -649,17 +662,28 @@ def profile_path(model_name: str) -> Path:
 
 
 def load_profile(model_name: str) -> list[str]:
-    """The prunable tensor names for ``model_name`` from its profile file (``profile_path``)."""
+    """The prunable tensor names for ``model_name``: a built-in model's from its profile file
+    (``profile_path``, read once while it is unchanged), your own model's as it was registered with."""
     check_model_name(model_name)
+    spec = MODELS[model_name]
+    if spec.profile is not None:
+        return list(spec.profile)
     path = profile_path(model_name)
     if not path.exists():
         raise ConfigError(f"{path}: pruning profile missing. In a checkout, regenerate it with "
                           f"`python -m lthlib.models --write-profiles`; an installed lthlib ships every "
                           f"profile in lthlib/profiles/ (reinstall it from a wheel built from a checkout).")
+    stat = path.stat()
+    return list(_read_profile(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=None)
+def _read_profile(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """The ``prunable`` list of the profile file at ``path`` (cached per version of the file)."""
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("prunable"), list):
         raise ConfigError(f"{path}: field 'prunable' must be a list of parameter names.")
-    return [str(x) for x in data["prunable"]]
+    return tuple(str(x) for x in data["prunable"])
 
 
 def profile_hash(names: list[str]) -> str:
@@ -667,10 +691,10 @@ def profile_hash(names: list[str]) -> str:
 
 
 def write_profiles() -> None:
-    """Write every model's profile to ``PROFILE_DIR`` (in a checkout: params/profiles, the source of truth
-    that a wheel ships as lthlib/profiles)."""
+    """Write every built-in model's profile to ``PROFILE_DIR`` (in a checkout: params/profiles, the source
+    of truth that a wheel ships as lthlib/profiles); your own models' live in their registration."""
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
-    for name in MODELS:
+    for name in [n for n in MODELS if n in BUILTIN]:
         model = profile_model(name)
         names = derive_profile(name, model)
         params = dict(model.named_parameters())
@@ -679,7 +703,8 @@ def write_profiles() -> None:
         doc = {"model": name, "about": MODELS[name].about, "init": MODELS[name].init_doc,
                "n_tensors": len(names), "n_weights": total, "n_weights_input": f"{c}x{s}x{s}",
                "prunable": names}
-        profile_path(name).write_text(
+        atomic_write_text(
+            profile_path(name),
             "# Prunable tensors of this model (SPEC section 3). Generated by\n"
             "# `python -m lthlib.models --write-profiles`; tests check it against the architecture.\n"
             + yaml.safe_dump(doc, sort_keys=False))
@@ -701,7 +726,7 @@ if __name__ == "__main__":
     import sys
     if "--write-profiles" in sys.argv:
         write_profiles()
-        print(f"wrote {len(MODELS)} profiles to {PROFILE_DIR}")
+        print(f"wrote {len(BUILTIN)} profiles to {PROFILE_DIR}")
     elif len(sys.argv) >= 3 and sys.argv[1] == "--sdt":
         _print_sdt(sys.argv[2], sys.argv[3:6])
     else:

@@ -136,7 +136,7 @@ MASKS = {
 
 
 # ----------------------------------------------------------------------------- identity
-_profile = functools.lru_cache(maxsize=None)(load_profile)
+_profile = load_profile  # (load_profile caches file reads itself; a re-registered model's set is its own)
 
 
 def identity(plan: RunPlan) -> dict:

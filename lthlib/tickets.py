@@ -61,7 +61,7 @@ def run_experiment(cfg: dict) -> params.Experiment:
     try:
         return params.load(None, recorded)
     except ConfigError:
-        return params.load(None, {k: recorded[k] for k in ("model", "dataset") if k in recorded})
+        return params.load(None, {k: recorded[k] for k in ("model_module", "model", "dataset") if k in recorded})
 
 
 def _check_pruned_zero(model: nn.Module, mask: dict, where: Path) -> None:

@@ -20,11 +20,13 @@
 # skipped and an interrupted one resumes from its last epoch.
 
 # %% tags=["parameters"]
-params_file = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
-lr = 0.1  # this notebook's learning rate (one of the grid's lrs); None: every lr of the grid
-seed = 1  # this notebook's seed: θ0 and the dense run's data order; None: every seed of the grid
-overrides = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET and out_root here)
-mask_from = "imp"  # "imp": the masks of every LT-IMP round; "omp": the LT-OMP masks
+from typing import Optional
+
+params_file: str = "params/demo.yaml"  # the grid: recipe, sparsities, rounds (path relative to the project root)
+lr: Optional[float] = 0.1  # this notebook's learning rate (one of the grid's lrs); None: every lr of the grid
+seed: Optional[int] = 1  # this notebook's seed: θ0 and the dense run's data order; None: every seed of the grid
+overrides: dict = {}  # any other key of the params schema as a mapping, e.g. epochs 2 (make passes SET and out_root here)
+mask_from: str = "imp"  # "imp": the masks of every LT-IMP round; "omp": the LT-OMP masks
 
 # %%
 import lthlib
