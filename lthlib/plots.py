@@ -3,8 +3,10 @@
 the paper's correlation indicator R_p, LT-RR against training length and data order, and what a setting
 notebook shows about its own runs. Colours, labels, line styles and markers come from
 ``lthlib.registry`` (a setting the registry does not list yet is not drawn), so every figure reads the
-same way; legends sit below the panels, never over the data. Nothing here reads run folders except the
-per-setting views (``show_runs``).
+same way; legends sit below the panels, never over the data (``legend_overlaps`` measures it), and a
+figure is at most a 1280 px page wide (``shown_axes_heights``: how tall its panels show there). A
+figure with nothing to plot across (one training length) is one line of text instead (a ``Note``).
+Nothing here reads run folders except the per-setting views (``show_runs``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ from .stats import CONFIDENCE
 if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
+from matplotlib.path import Path as MplPath  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -32,9 +38,14 @@ GAP_LABEL = f"LT - RR (points, paired {CONFIDENCE:.0%} CI)"
 MASK_COLORS = {**{fam: registry.get(lt).color for fam, lt, _ in registry.PAIRS}, "random": registry.get(RANDOM).color}
 
 
+class Note(str):
+    """What a figure function returns instead of a figure when there is nothing to plot across (one
+    training length): one line of text, which ``publish`` shows where the figure would be."""
+
+
 def save_figure(fig, folder, name: str) -> None:
-    """Save ``fig`` as PNG and SVG under ``folder`` (atomically); nothing when ``fig`` is None."""
-    if fig is None:
+    """Save ``fig`` as PNG and SVG under ``folder`` (atomically); nothing when ``fig`` is None or a Note."""
+    if fig is None or isinstance(fig, str):
         return
     for ext in ("png", "svg"):
         buf = io.BytesIO()
@@ -44,10 +55,13 @@ def save_figure(fig, folder, name: str) -> None:
 
 def publish(fig, folder, name: str, missing: str = "No runs to draw yet.") -> None:
     """In a notebook: save ``fig`` (``save_figure``), show it and link its SVG (relative to the report,
-    which lives beside ``folder``); when ``fig`` is None say ``missing`` instead."""
+    which lives beside ``folder``); when ``fig`` is a Note say it, when None say ``missing``, and drop
+    the figure's files of an earlier report then (no stale figure stands beside this report)."""
     from IPython.display import Markdown, display
-    if fig is None:
-        display(Markdown(f"*{missing}*"))
+    if fig is None or isinstance(fig, str):
+        for ext in ("png", "svg"):
+            (Path(folder) / f"{name}.{ext}").unlink(missing_ok=True)
+        display(Markdown(f"*{fig if isinstance(fig, str) else missing}*"))
         return
     save_figure(fig, folder, name)
     display(fig)
@@ -58,14 +72,92 @@ def publish(fig, folder, name: str, missing: str = "No runs to draw yet.") -> No
 
 def _legend_below(fig, axes, ncol: int = 4) -> None:
     """One legend for every panel of ``fig``, below them (never over the data); labels in first-seen
-    order, each once."""
+    order, each once. Call it after ``tight_layout``."""
     seen = {}
     for ax in np.ravel(axes):
         for h, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, h)
+            if not label.startswith("_"):
+                seen.setdefault(label, h)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                    ncol=min(ncol, len(seen)), fontsize=8, frameon=False)
+
+
+# ----------------------------------------------------------------------------- checks of a drawn figure
+def _drawn_paths(ax):
+    """(artist, path in display pixels, filled, marker radius in px, segments drawn) for what ``ax``
+    plots: lines and their markers, bars and bands (patches, filled collections), error bars, points."""
+    for line in ax.lines:
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        marker = line.get_marker() not in (None, "None", "none", "", " ")
+        if len(xy):
+            yield (line, MplPath(xy), False, line.get_markersize() * ax.figure.dpi / 144 if marker else 0.0,
+                   line.get_linestyle() not in ("None", "none", "", " "))
+    for patch in ax.patches:
+        yield patch, patch.get_transform().transform_path(patch.get_path()), True, 0.0, True
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection):  # scatter points: their offsets
+            xy = coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float))
+            yield coll, MplPath(xy[np.isfinite(xy).all(axis=1)]), False, 3.0, False
+            continue
+        for path in coll.get_paths():
+            yield coll, coll.get_transform().transform_path(path), isinstance(coll, PolyCollection), 0.0, True
+
+
+def _covers(box, path, filled: bool, radius: float, drawn: bool) -> bool:
+    """Whether the display-space ``box`` meets ``path``: its segments when drawn, its inside when filled,
+    its vertices grown by ``radius`` when they carry markers."""
+    v = path.vertices
+    if not len(v):
+        return False
+    if radius and ((v[:, 0] >= box.x0 - radius) & (v[:, 0] <= box.x1 + radius) &
+                   (v[:, 1] >= box.y0 - radius) & (v[:, 1] <= box.y1 + radius)).any():
+        return True
+    if not drawn:
+        return False
+    return bool(box.contains(*v[0])) if len(v) == 1 else bool(path.intersects_bbox(box, filled=filled))
+
+
+def _draw(fig):
+    """Draw ``fig`` (a closed one on an Agg canvas of its own) and return its renderer."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def legend_overlaps(fig) -> list[str]:
+    """Where a legend of ``fig`` (an axes' own or a figure legend) covers what an axes plots -- a line, a
+    marker, a bar, a band or an error bar, as far as it shows inside the axes -- or an axis with its tick
+    labels and label, measured in display pixels after drawing. One line per (legend, axes, artist);
+    [] when every legend sits on free space."""
+    renderer = _draw(fig)
+    legends = [(ax.get_legend(), [ax]) for ax in fig.axes if ax.get_legend() is not None]
+    legends += [(lg, [ax for ax in fig.axes if ax.get_visible()]) for lg in fig.legends]
+    found = []
+    for lg, axes in legends:
+        box, name = lg.get_window_extent(renderer), lg.get_texts()[0].get_text() if lg.get_texts() else ""
+        for ax in axes:
+            inside = Bbox.intersection(box, ax.bbox)
+            covered = [f"{type(a).__name__} '{a.get_label()}'" for a, *how in (_drawn_paths(ax) if inside else ())
+                       if a.get_visible() and _covers(inside, *how)]
+            covered += [f"its {w}" for w, axis in (("x axis", ax.xaxis), ("y axis", ax.yaxis))
+                        if axis.get_visible() and (t := axis.get_tightbbox(renderer)) is not None and t.overlaps(box)]
+            found += [f"legend '{name}' covers {c} of axes '{ax.get_title()}'" for c in covered]
+    return found
+
+
+def shown_axes_heights(fig, page_width: int = 1234, dpi: int = 100) -> list[float]:
+    """The height in pixels of each visible axes of ``fig`` as a report shows it: drawn at ``dpi`` (the
+    notebook's inline figures), cropped to its tight box and scaled down to ``page_width`` when wider
+    (1234 px: the text column of a 1280 px page)."""
+    fig.set_dpi(dpi)
+    width = fig.get_tightbbox(_draw(fig)).width * dpi
+    scale = min(1.0, page_width / width)
+    return [ax.get_window_extent().height * scale for ax in fig.axes if ax.get_visible()]
 
 
 def _sparsity_label(s: float) -> str:
@@ -105,9 +197,9 @@ def plot_training(runs, title: str = ""):
         axes[1].plot(g["epoch"], g["train_loss"], color=palette[sp], label=lbl)
     axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch")
     axes[1].set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss per epoch")
-    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    _legend_below(fig, axes, ncol=6)
     return fig
 
 
@@ -129,18 +221,21 @@ def plot_mask_layers(runs, title: str = "per-layer sparsity of the masks"):
     ax.set(ylim=(0, 100), title=title, xlabel="prunable tensor (pruning profile order)")
     _rotate_x(ax)
     fig.tight_layout()
+    _legend_below(fig, [ax], ncol=6)
     return fig
 
 
 def show_runs(runs, title: str = ""):
-    """What a setting notebook shows about its own runs: a table, training curves, mask sparsity."""
+    """What a setting notebook shows about its own runs: a table (2 decimals, no index), training curves,
+    mask sparsity."""
     from IPython.display import display
+    from .report import table
     runs = runs if isinstance(runs, list) else [runs]
-    display(runs_table(runs))
-    plt.show(plot_training(runs, title))
-    fig = plot_mask_layers(runs)
-    if fig is not None:
-        plt.show(fig)
+    display(table(runs_table(runs)))
+    for fig in (plot_training(runs, title), plot_mask_layers(runs)):
+        if fig is not None:
+            display(fig)
+            plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- accuracy vs sparsity
@@ -383,12 +478,22 @@ def _panels(rows: list, cols: list, width=5.5, height=3.6):
     return fig, axes
 
 
+def _one_length(t: pd.DataFrame, data_order: str) -> Note:
+    e = int(t["epochs"].iloc[0])
+    return Note(f"Every pooled LT/RR pair ({data_order} data order) was trained for one length, {e} epochs: "
+                f"there is no trend against training length to draw. Its gaps are in the table \"LT − RR at "
+                f"the same learning rate\"; pool grids of other lengths (`pool_grids`) to draw one.")
+
+
 def plot_gap_vs_epochs(table: pd.DataFrame, data_order: str = "replay"):
     """LT-RR (points, paired CI) against training length, one panel per (IMP/OMP, lr), one line per
-    sparsity: does LT's advantage appear, or vanish, as training lengthens?"""
+    sparsity: does LT's advantage appear, or vanish, as training lengthens? A ``Note`` (one line of
+    text) when the pairs have a single length, None when there is none."""
     t = table[(table["data_order"] == data_order) & table["gap"].notna()] if len(table) else table
     if not len(t):
         return None
+    if t["epochs"].nunique() == 1:
+        return _one_length(t, data_order)
     fams = [f for f, _, _ in registry.PAIRS if f in set(t["family"])]
     lrs, epochs = sorted(t["lr"].unique(), reverse=True), sorted(t["epochs"].unique())
     colors = dict(zip(sorted(t["sparsity"].unique()), sns.color_palette("viridis_r", t["sparsity"].nunique())))
@@ -435,6 +540,7 @@ def plot_data_order(table: pd.DataFrame):
     return fig
 
 
-__all__ = ["save_figure", "publish", "show_runs", "plot_training", "plot_mask_layers", "plot_accuracy_vs_sparsity",
-           "lr_panel_sparsities", "plot_accuracy_vs_lr", "plot_layerwise", "plot_weight_correlation",
-           "plot_correlation_indicator", "plot_gap_vs_epochs", "plot_data_order", "MAX_PANELS", "plt"]
+__all__ = ["Note", "legend_overlaps", "shown_axes_heights", "save_figure", "publish", "show_runs", "plot_training",
+           "plot_mask_layers", "plot_accuracy_vs_sparsity", "lr_panel_sparsities", "plot_accuracy_vs_lr",
+           "plot_layerwise", "plot_weight_correlation", "plot_correlation_indicator", "plot_gap_vs_epochs",
+           "plot_data_order", "MAX_PANELS", "plt"]

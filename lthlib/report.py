@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import html
+import math
 import os
 import platform
 import re
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from . import layout, registry
-from . import verdicts as V
+from . import stats as S
 from .data import DATASETS
 from .models import MODELS
 from .runs import atomic_write_text, code_version
@@ -216,26 +218,96 @@ def scale_markdown(exp, df: pd.DataFrame) -> str:
 
 # ----------------------------------------------------------------------------- tables for reading
 LABEL_DECIMALS = {"sparsity": "{:.3f}", "lr": "{:g}", "best lr": "{:g}", "large lr": "{:g}", "other lr": "{:g}"}
+# the most columns a table of the report shows: about a dozen fit a 1280 px page and can be read across;
+# every other column stays in the CSV the report links (scripts/check_report.py and the tests hold to it)
+MAX_TABLE_COLUMNS = 13
 
 
 def table(df: pd.DataFrame, columns=None, rename: dict | None = None):
     """``df`` rendered for reading (a pandas Styler): only ``columns`` (all when None), renamed by
     ``rename``, no index column, numbers to 2 decimals (sparsity 3, learning rates as written), empty
-    cells as '–'. Every column stays in the CSV the report links."""
+    cells as '–', text columns left-aligned, ``df.attrs["caption"]`` (when set) as its caption. Every
+    column stays in the CSV the report links."""
+    caption = df.attrs.get("caption")
     d = df[[c for c in columns if c in df.columns]] if columns is not None else df
     d = d.rename(columns=rename or {})
     style = d.style.hide(axis="index").format(precision=2, na_rep="–", escape="html")
     for column, fmt in LABEL_DECIMALS.items():
         if column in d.columns and pd.api.types.is_numeric_dtype(d[column]):
             style = style.format(fmt, subset=[column], na_rep="–")
+    text = [c for c in d.columns if not pd.api.types.is_numeric_dtype(d[c])]
+    if text:  # header and cells, over the notebook's right-aligned default
+        style = style.set_table_styles({c: [{"selector": "", "props": "text-align: left"}] for c in text},
+                                       overwrite=False)
+    if caption:
+        style = style.set_caption(html.escape(caption)).set_table_styles(
+            [{"selector": "caption", "props": "caption-side: bottom; text-align: left; font-size: 90%"}],
+            overwrite=False)
     return style
 
 
+class _Tables(HTMLParser):
+    """The tables of an HTML page: per table its rows, per row its cells as [text, colspan]."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._open = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._open.append([])
+        elif tag == "tr" and self._open:
+            self._open[-1].append([])
+        elif tag in ("td", "th") and self._open and self._open[-1]:
+            span = dict(attrs).get("colspan") or "1"
+            self._open[-1][-1].append(["", int(span) if span.isdigit() else 1])
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self._open:
+            self.tables.append(self._open.pop())
+
+    def handle_data(self, data):
+        if self._open and self._open[-1] and self._open[-1][-1]:
+            self._open[-1][-1][-1][0] += data
+
+
+ELIDED = ("...", "…")
+_DECIMAL = re.compile(r"-?\d+\.\d+")
+
+
+def _float_noise(text: str) -> bool:
+    """Whether ``text`` holds a number printed to 6 or more significant digits (77.760002: a float32's
+    noise); no table of the report needs that many."""
+    return any(len(m.lstrip("-").replace(".", "").lstrip("0")) >= 6 for m in _DECIMAL.findall(text))
+
+
+def table_problems(page_html: str, max_columns: int = MAX_TABLE_COLUMNS) -> list[str]:
+    """What keeps the tables of an HTML page (a rendered report) from being read: a table of more than
+    ``max_columns`` columns, an elided one (a '...' cell: pandas hides columns or rows), or a number
+    printed with float noise (6+ significant digits, e.g. 77.760002). [] when none."""
+    parser = _Tables()
+    parser.feed(page_html)
+    problems = []
+    for i, rows in enumerate(parser.tables, 1):
+        cells = [[" ".join(text.split()), span] for row in rows for text, span in row]
+        name = f"table {i} ({', '.join([t for t, _ in cells if t][:3])[:60] or 'no header'})"
+        width = max((sum(span for _, span in row) for row in rows), default=0)
+        if width > max_columns:
+            problems.append(f"{name}: {width} columns, more than {max_columns}")
+        if any(text in ELIDED for text, _ in cells):
+            problems.append(f"{name}: elided ('...' cells)")
+        if noisy := [text for text, _ in cells if _float_noise(text)]:
+            problems.append(f"{name}: float noise ({noisy[0][:40]})")
+    return problems
+
+
 def files_markdown() -> str:
-    """Links from the report (``<grid>/reports/analysis.html``) to the tables and figures beside it."""
+    """Links from the report (``<grid>/reports/analysis.html``) to the tables beside it; each figure links
+    its SVG and PNG below it (``plots.publish``), and the index lists every SVG of the grid."""
     return ("Files: [results.csv](../results.csv) (every finished run of this grid, counted or not, with why) · "
-            "[verdicts.csv](verdicts.csv) (every column of the verdict table) · every figure as SVG and PNG in "
-            "[figures/](figures/).")
+            "[verdicts.csv](verdicts.csv) (every column of the verdict table: means, stds, n, gaps, intervals, "
+            "p-values) · [the index of every report](../../reports/index.html) (with this grid's SVG figures). "
+            "Each figure below links its SVG (vector) and PNG.")
 
 
 def thresholds_markdown(thr: dict, nontrivial: float, alpha: float, full_epochs: int) -> str:
@@ -259,16 +331,47 @@ def _boundary_text(r: dict) -> str:
     return f"yes ({r['boundary conditions']})" if b else "no"
 
 
+def _mark(holds) -> str:
+    """✓ holds, ✗ fails, – not evaluated (a missing input)."""
+    return "–" if holds is None or pd.isna(holds) else ("✓" if holds else "✗")
+
+
+def _finite(x) -> bool:
+    return x is not None and not pd.isna(x) and math.isfinite(x)
+
+
+def _gap_cell(r: dict, c: str) -> str:
+    """Condition ``c``'s gap in points with its mark ('+1.46 ✓'); '–' when it is not evaluated."""
+    if r[c] is None or pd.isna(r[c]) or not _finite(r[f"{c} gap"]):
+        return "–"
+    return f"{S.fmt_signed(r[f'{c} gap'])} {_mark(r[c])}"
+
+
+VERDICT_CAPTION = ("Accuracies in %, gaps in points (seed means). ✓ the condition holds, ✗ it fails, – not "
+                   "evaluated (an input is missing). ③ compares with the best RR over the grid's lrs (its "
+                   "accuracy and lr in \"best RR\"), ④ with the dense model at the ticket's lr, ⑤ with the best "
+                   "dense model. "
+                   "Each gap's 95% interval, n and the statistics' words: the sentences below; every number: "
+                   "verdicts.csv.")
+
+
 def verdict_view(v: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table for reading: per ticket its class, "at the boundary" and each condition ①-⑤
-    as words (gap, CI, n, threshold, holds / fails / not evaluated, the statistics' words)."""
+    """The verdict table for reading, one row per ticket: its LT accuracy and seeds, each condition ①-⑤
+    as its gap in points with ✓ / ✗ / – (not evaluated), the best RR's accuracy and lr, the class and
+    "at the boundary"; a caption (``attrs["caption"]``, which ``table`` shows) says how to read it. The
+    intervals and words are in ``verdicts.verdict_lines``, every column in verdicts.csv."""
     rows = []
     for r in v.to_dict("records"):
-        row = {"family": r["family"], "sparsity": r["sparsity"], "lr": r["lr"], "LT mean": r["LT mean"],
-               "seeds": r["LT n"], "class": r["class"], "at the boundary": _boundary_text(r)}
-        row.update({V.SYMBOL[c]: V.condition_text(r, c)[2:] for c in V.SYMBOL})
-        rows.append(row)
-    return pd.DataFrame(rows)
+        rr = f"{r['c3 mean']:.2f} (lr {r['c3 RR lr']:g})" if _finite(r["c3 mean"]) else "–"
+        rows.append({"family": r["family"], "sparsity": r["sparsity"], "lr": r["lr"], "LT (%)": r["LT mean"],
+                     "seeds": r["LT n"], "①": _mark(r["c1"]), "② LT − SDT": _gap_cell(r, "c2"),
+                     "best RR (%)": rr, "③ LT − best RR": _gap_cell(r, "c3"),
+                     "④ LT − dense": _gap_cell(r, "c4"),
+                     "⑤ LT − best dense": _gap_cell(r, "c5"), "class": r["class"],
+                     "at the boundary": _boundary_text(r)})
+    out = pd.DataFrame(rows)
+    out.attrs["caption"] = VERDICT_CAPTION
+    return out
 
 
 def _exists_text(answer: str, rows: int, holm: int, candidates: int) -> str:
@@ -347,13 +450,14 @@ def _network_headline(r: dict, vn: pd.DataFrame) -> str:
 
 
 def headline(exp, v: pd.DataFrame, t3: pd.DataFrame, premise_lines: list[str], counted: pd.DataFrame) -> str:
-    """What the report found, first: per network which tickets are Jackpot / secondary prize / none, up to
-    which sparsity and at which lr (Holm-corrected counts beside), then the premise (``premise_lines``)
-    and the scale of the ``counted`` runs."""
+    """What the report found, first: the grid (name, description), then per network which tickets are
+    Jackpot / secondary prize / none, up to which sparsity and at which lr (Holm-corrected counts beside),
+    then the premise (``premise_lines``) and the scale of the ``counted`` runs."""
     lines = [_network_headline(r, v[(v["model"] == r["model"]) & (v["dataset"] == r["dataset"])])
              for r in t3.to_dict("records")] if len(t3) else ["**No ticket verdicts yet**: no lottery-ticket run "
                                                                "of this grid has finished."]
-    return bullets(lines + premise_lines) + _scale_warning(exp, _n_train(exp, counted) or 0)
+    grid = f"**Grid `{exp.name}`**" + (f" — {md_text(exp.description)}" if exp.description else "")
+    return grid + "\n\n" + bullets(lines + premise_lines) + _scale_warning(exp, _n_train(exp, counted) or 0)
 
 
 def details(summary: str, lines) -> str:
@@ -364,33 +468,52 @@ def details(summary: str, lines) -> str:
 
 
 # ----------------------------------------------------------------------------- HTML
-def render(ipynb, html_path, show_input: bool = False) -> None:
-    """Render an executed notebook to self-contained HTML (figures embedded), inputs hidden by default."""
+def page_title(ipynb) -> str:
+    """The title of a rendered notebook's page, naming its grid: '<grid>: analysis report' for
+    ``<grid>/reports/analysis.ipynb``, '<grid>: <notebook>' for an executed setting notebook."""
+    path = Path(ipynb)
+    grid = path.parent.parent.name or "lthlib"
+    stem = path.name.removesuffix(".ipynb")
+    return f"{grid}: {'analysis report' if path.parent.name == 'reports' and stem == 'analysis' else stem}"
+
+
+def render(ipynb, html_path, show_input: bool = False, title: str | None = None) -> None:
+    """Render an executed notebook to self-contained HTML (figures embedded), inputs hidden by default;
+    the page's title names its grid (``page_title``) unless ``title`` is given."""
     import nbformat
     from nbconvert import HTMLExporter
     nb = nbformat.read(str(ipynb), as_version=4)
     body, _ = HTMLExporter(exclude_input=not show_input, exclude_input_prompt=True,
-                           exclude_output_prompt=True).from_notebook_node(nb)
+                           exclude_output_prompt=True).from_notebook_node(
+        nb, resources={"metadata": {"name": title or page_title(ipynb)}})
     # self-contained and offline: drop the CDN scripts (require.js, MathJax) the template links
     body = re.sub(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', "", body)
     atomic_write_text(html_path, body)
 
 
 INDEX_TEMPLATE = """<!doctype html><html><head><meta charset="utf-8">
-<title>Lottery-ticket sanity checks: reports</title>
+<title>Lottery-ticket sanity checks: reports of {{ grids | map(attribute="name") | join(", ") or "no grid yet" }}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-li.failed a{color:#b00} li.unreadable{color:#b00} ul{columns:2}</style></head><body>
+li.failed a{color:#b00} li.unreadable{color:#b00} ul.notebooks{columns:2} p.files{margin:.3rem 0}</style></head><body>
 <h1>Lottery-ticket sanity checks &mdash; reports</h1>
-<p>Code version {{ version }}. Each grid: its analysis report, then every executed setting notebook
-(failed ones in red; an unreadable notebook is named with the reason).</p>
-{% for grid in grids %}<h2>{{ grid.name }}</h2><ul>
-{% if grid.report %}<li><a href="../{{ grid.name }}/reports/analysis.html"><b>analysis report</b></a></li>{% endif %}
+<p>Code version {{ version }}. Each grid: its analysis report and the tables and figures beside it, then
+every executed setting notebook (failed ones in red; an unreadable notebook is named with the reason).
+{% if all_results %}Every run of every grid, counted or not: <a href="../results.csv">results.csv</a>.{% endif %}</p>
+<p><a href="params.html">Parameter reference</a>: every params key, its type, default, accepted values and doc.</p>
+{% for grid in grids %}<h2>{{ grid.name }}</h2>
+{% if grid.report %}<p><a href="../{{ grid.name }}/reports/analysis.html"><b>analysis report</b></a></p>{% endif %}
+{% if grid.files or grid.figures %}<p class="files">{% for f in grid.files %}<a href="../{{ grid.name }}/{{ f.path }}">{{ f.name }}</a> ({{ f.what }}){% if not loop.last %} &middot; {% endif %}{% endfor %}</p>
+{% if grid.figures %}<p class="files">Figures (SVG): {% for f in grid.figures %}<a href="../{{ grid.name }}/reports/figures/{{ f }}">{{ f }}</a>{% if not loop.last %} &middot; {% endif %}{% endfor %}</p>{% endif %}{% endif %}
+<ul class="notebooks">
 {% for nb in grid.notebooks %}{% if nb.error %}<li class="unreadable">{{ nb.stem }}: unreadable ({{ nb.error }})</li>
 {% else %}<li{% if nb.failed %} class="failed"{% endif %}><a href="../{{ grid.name }}/notebooks/{{ nb.page }}">{{ nb.stem }}</a></li>
 {% endif %}{% endfor %}{% if not grid.report and not grid.notebooks %}<li>nothing yet</li>{% endif %}</ul>
 {% else %}<p>No runs yet: run <code>make demo</code>.</p>{% endfor %}
 </body></html>
 """
+# the tables beside a grid's report the index links, when they exist: (path under the grid, what it holds)
+GRID_FILES = (("results.csv", "every finished run of the grid, counted or not"),
+              ("reports/verdicts.csv", "every column of the ticket verdicts"))
 
 
 def _notebook_entry(nb: Path) -> dict:
@@ -406,21 +529,30 @@ def _notebook_entry(nb: Path) -> dict:
     return entry
 
 
+def _grid_entry(grid_dir: Path) -> dict:
+    """One grid for the index: its report, the tables and SVG figures beside it that exist, its notebooks."""
+    notebooks = [_notebook_entry(nb) for nb in sorted((grid_dir / "notebooks").glob("*.ipynb"))
+                 if ".tmp" not in nb.name]
+    files = [{"path": f, "name": Path(f).name, "what": what} for f, what in GRID_FILES if (grid_dir / f).is_file()]
+    figures = sorted(p.name for p in (grid_dir / "reports" / "figures").glob("*.svg"))
+    return {"name": grid_dir.name, "report": (grid_dir / "reports" / "analysis.html").exists(),
+            "notebooks": notebooks, "files": files, "figures": figures}
+
+
 def write_index(out_root="outputs") -> Path:
-    """OUT_ROOT/reports/index.html: every grid's report and every executed setting notebook."""
+    """OUT_ROOT/reports/index.html: every grid's report, its results.csv, verdicts.csv and SVG figures,
+    every executed setting notebook, and OUT_ROOT/results.csv."""
     import jinja2
     root = layout.root(out_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such output folder; run a grid first (make demo) or pass the "
                                 f"output root that holds the grids")
-    grids = []
-    for grid_dir in sorted(p for p in root.iterdir() if (p / "notebooks").is_dir() or (p / "reports").is_dir()):
-        notebooks = [_notebook_entry(nb) for nb in sorted((grid_dir / "notebooks").glob("*.ipynb"))
-                     if ".tmp" not in nb.name]
-        grids.append({"name": grid_dir.name, "report": (grid_dir / "reports" / "analysis.html").exists(),
-                      "notebooks": notebooks})
-    page = jinja2.Environment(autoescape=True).from_string(INDEX_TEMPLATE).render(version=code_version(),
-                                                                                  grids=grids)
+    grids = [_grid_entry(grid_dir) for grid_dir in sorted(p for p in root.iterdir()
+                                                          if (p / "notebooks").is_dir() or (p / "reports").is_dir())]
+    from . import paramsdoc
+    paramsdoc.write(layout.index_page(out_root).parent / "params.html", "html")
+    page = jinja2.Environment(autoescape=True).from_string(INDEX_TEMPLATE).render(
+        version=code_version(), grids=grids, all_results=layout.all_results(out_root).is_file())
     path = layout.index_page(out_root)
     atomic_write_text(path, page)
     return path
@@ -533,5 +665,6 @@ if __name__ == "__main__":
 
 __all__ = ["DIFFERENCES", "IMAGENET_CHOICES", "READINGS", "differences_markdown", "bullets", "expected_counts",
            "completeness", "not_counted_markdown", "code_versions", "conv_precision", "scale_markdown", "table",
-           "files_markdown", "thresholds_markdown", "verdict_view", "table3_view", "headline", "details", "render",
-           "write_index", "md_text", "md_code", "retarget", "render_failed", "main"]
+           "MAX_TABLE_COLUMNS", "table_problems", "files_markdown", "thresholds_markdown", "verdict_view",
+           "table3_view", "headline", "details", "page_title", "render", "write_index", "md_text", "md_code",
+           "retarget", "render_failed", "main"]

@@ -1,5 +1,6 @@
 """The report's text blocks, figures, HTML index and command line."""
 import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
@@ -80,6 +81,8 @@ def test_tables_for_reading_have_no_index_and_two_decimals():
     assert "91.23" in html and "91.235" not in html and "0.832" in html and "0.590" in html and ">0.01<" in html
     assert "accuracy" in html and ">x<" not in html and "–" in html
     assert "row_heading" not in html and "blank level0" not in html
+    text = report.table(df.assign(note="words"), ["lr", "note"]).to_html()
+    assert re.search(r"\.col1 \{\s*text-align: left;", text) and ".col0 {" not in text  # text left, numbers right
 
 
 # ----------------------------------------------------------------------------- verdicts in the report
@@ -96,15 +99,20 @@ def _ticket_runs(tmp_path, epochs=160, sparsity=0.832, **kw):
     return exp, c, ref, v, R.ticket_summary(v, c.counted)
 
 
-def test_verdict_view_words_every_condition_and_table3_view_sits_beside_the_paper(tmp_path):
+def test_verdict_view_shows_the_numbers_and_marks_and_table3_view_sits_beside_the_paper(tmp_path):
     exp, c, ref, v, t3 = _ticket_runs(tmp_path)
     view = report.verdict_view(v)
-    assert list(view.columns) == ["family", "sparsity", "lr", "LT mean", "seeds", "class", "at the boundary",
-                                  "①", "②", "③", "④", "⑤"]
+    assert list(view.columns) == ["family", "sparsity", "lr", "LT (%)", "seeds", "①", "② LT − SDT", "best RR (%)",
+                                  "③ LT − best RR", "④ LT − dense", "⑤ LT − best dense", "class", "at the boundary"]
+    assert len(view.columns) <= report.MAX_TABLE_COLUMNS
     row = view.set_index("lr").loc[0.01]
-    assert row["class"] == "not evaluated" and row["②"].startswith("not evaluated (no SDT runs")
-    assert row["①"] == "s 0.832 ≥ 0.6 and 160 ≥ 160 epochs: holds" and row["at the boundary"] == "–"
-    assert row["③"].startswith("LT−best RR (lr ") and "n=3" in row["③"] and "holds (LT beats RR" in row["③"]
+    assert row["class"] == "not evaluated" and row["② LT − SDT"] == "–"  # no SDT runs: ② not evaluated
+    assert row["①"] == "✓" and row["at the boundary"] == "–" and row["LT (%)"] == pytest.approx(90.0)
+    assert row["best RR (%)"] == "88.10 (lr 0.1)" and row["③ LT − best RR"] == "+1.90 ✓"
+    assert row["④ LT − dense"] == "-0.10 ✓" and row["⑤ LT − best dense"] == "-2.10 ✗"
+    assert view.set_index("lr").loc[0.1, "④ LT − dense"] == "-1.90 ✗"
+    html = report.table(view).to_html()
+    assert "✓ the condition holds" in html and "verdicts.csv" in html and "<caption>" in html
     t = report.table3_view(t3).iloc[0]
     assert t["candidate tickets (①)"] == 2 and t["Jackpot?"].startswith("not evaluated: 0 of 2 candidate tickets")
     assert "after Holm" in t["secondary prize?"] and t["the paper (Table 3)"].startswith("not in the paper")
@@ -116,6 +124,7 @@ def test_the_headline_says_what_was_found_in_the_papers_terms(tmp_path):
     assert "**lenet5 / fashion_mnist**: Jackpot tickets: **not evaluated** (0 of 2 candidate tickets" in text
     assert "1 candidates are no ticket (④ fails at 1)" in text and "not evaluated: ② at 1 (no SDT runs" in text
     assert "- **Premise holds** for x." in text and "Scale warning" in text
+    assert text.startswith("**Grid `g`**\n\n- **lenet5") and text.index("Grid") < text.index("Jackpot")
     exp2, c2, _, v2, t32 = _ticket_runs(tmp_path / "short", epochs=10, full_epochs=160)
     short = report.headline(exp2, v2, t32, [], c2.counted)
     assert "**no candidate ticket** — every ticket fails ① (trained 10 epochs where the full schedule is 160)" in short
@@ -229,6 +238,22 @@ def test_index_lists_reports_notebooks_and_unreadable_ones(tmp_path):
     assert 'href="../g/reports/analysis.html"' in page and 'href="../g/notebooks/pretrain_lr0.1_s1.html"' in page
     assert (nbs / "pretrain_lr0.1_s1.html").exists()
     assert page.count('class="unreadable"') == 2 and "lt_imp_lr0.1_s1.failed: unreadable" in page
+    assert "<title>Lottery-ticket sanity checks: reports of g</title>" in page
+    assert "results.csv" not in page and "verdicts.csv" not in page and "Figures (SVG)" not in page  # none yet
+    (tmp_path / "g" / "results.csv").write_text("run\n")
+    (tmp_path / "g" / "reports" / "verdicts.csv").write_text("class\n")
+    (tmp_path / "g" / "reports" / "figures").mkdir()
+    for name in ("accuracy_vs_lr.svg", "accuracy_vs_lr.png", "layerwise_sparsity.svg"):
+        (tmp_path / "g" / "reports" / "figures" / name).write_text("<svg/>")
+    (tmp_path / "results.csv").write_text("run\n")
+    page = report.write_index(tmp_path).read_text()
+    for href in ("../g/results.csv", "../g/reports/verdicts.csv", "../g/reports/figures/accuracy_vs_lr.svg",
+                 "../g/reports/figures/layerwise_sparsity.svg", "../results.csv"):
+        assert f'href="{href}"' in page, href
+    assert "accuracy_vs_lr.png" not in page
+    # the parameter reference, generated from the schema beside the index, and linked from it
+    ref = tmp_path / "reports" / "params.html"
+    assert 'href="params.html"' in page and ref.exists() and 'id="trajectory_points"' in ref.read_text()
 
 
 def test_index_of_a_missing_folder_is_one_line_naming_it(tmp_path, capsys):
@@ -259,6 +284,21 @@ def test_render_keeps_the_report_offline(tmp_path):
     assert "hello" in html and 'src="http' not in html
 
 
+def test_page_titles_name_the_grid_not_notebook(tmp_path):
+    done = tmp_path / "demo" / "reports" / "analysis.ipynb"
+    setting = tmp_path / "demo" / "notebooks" / "lt_imp_all_cells.ipynb"
+    assert report.page_title(done) == "demo: analysis report"
+    assert report.page_title(setting) == "demo: lt_imp_all_cells"
+    for nb in (done, setting):
+        _notebook(nb)
+        report.render(nb, nb.with_suffix(".html"))
+    assert "<title>demo: analysis report</title>" in done.with_suffix(".html").read_text()
+    assert "<title>demo: lt_imp_all_cells</title>" in setting.with_suffix(".html").read_text()
+    assert "Notebook</title>" not in done.with_suffix(".html").read_text()
+    report.render(done, tmp_path / "x.html", title="<b>x</b>")
+    assert "<title>&lt;b&gt;x&lt;/b&gt;</title>" in (tmp_path / "x.html").read_text()
+
+
 def test_code_versions_of_no_runs():
     assert report.code_versions(pd.DataFrame(columns=["code_version"])).startswith("runs: no runs")
 
@@ -283,8 +323,6 @@ def test_check_report_wants_the_premise_first_and_figure_3_right_after_it():
 def test_the_analysis_notebook_renders_a_report_on_fake_runs(tmp_path):
     """Headless, as make runs it: jupytext -> papermill (kernel lthlib) -> HTML, on a fake study of two
     grids (16 and 4 epochs; seed 3 without weight files). The report reads top to bottom."""
-    import re
-
     import jupytext
     import papermill
 
@@ -310,6 +348,7 @@ def test_the_analysis_notebook_renders_a_report_on_fake_runs(tmp_path):
     figures = {p.name for p in (out / "study" / "reports" / "figures").iterdir()}
     assert {"accuracy_vs_lr.svg", "accuracy_vs_sparsity.svg", "correlation_indicator.svg", "gap_vs_epochs.svg"} <= figures
     assert 'href="figures/accuracy_vs_lr.svg"' in page.read_text() and 'href="verdicts.csv"' in page.read_text()
+    assert report.table_problems(page.read_text()) == [] and "<title>study: analysis report</title>" in page.read_text()
     v = pd.read_csv(out / "study" / "reports" / "verdicts.csv")
     assert {"class", "c1", "c5", "at the boundary"} <= set(v.columns) and len(v) > 0
     assert "study_4ep" in text and "results-only run folder" in text  # pooled grid listed, missing weights named
