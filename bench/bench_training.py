@@ -15,6 +15,14 @@ masks at IMP sparsities on fresh inits), one epoch each, SGD momentum 0.9, wd 1e
 Prints the sweep's training throughput (images per second summed over tickets), ticket-epochs per hour
 (of a full 50k/60k epoch), the ratio ours/reference, and achieved GFLOP/s (training FLOPs per image from
 torch's FlopCounterMode) against a measured matmul peak. Nothing is asserted: this is a measurement.
+
+Then, for each measured model, the pack rates per step variant (``lthlib.variants``: eager, captured,
+compiled, the stride-2 rewrites, bf16) where pack sizes are timed (CUDA by default), and the whole-study
+estimate of every paper grid in params/ that trains the model (its plan as it is: the lr sweep, SDT,
+weight rewinding; ``lthlib.plan.plan_size`` for the runs and images, the grid scheduler's packs of the
+grid's ``pack_size``) per variant, "auto" (what the engine picks per pack: the fastest fp32 variant
+measured at that size) and the official-style loop; all of it goes to outputs/bench/rates.json
+(atomically), where the plans' estimates and the engine's variant choice read it.
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ from lthlib import data as D  # noqa: E402
 from lthlib.models import build_model, load_profile  # noqa: E402
 from lthlib.pruning import MaskEnforcer, apply_mask, global_magnitude_mask, imp_sparsity  # noqa: E402
 from lthlib.training import Recipe, train  # noqa: E402
+from lthlib.variants import pack_rate, parse as parse_variant  # noqa: E402
 
 FULL_EPOCH = {"cifar10": 50_000, "fashion_mnist": 60_000}
 MODEL_DATA = {"resnet20": "cifar10", "lenet5": "fashion_mnist"}
@@ -208,20 +217,16 @@ def our_sweep(model_name, dataset, data, n_images, n_tickets, device, amp, chann
 
 
 # ----------------------------------------------------------------------------- packs and the whole grid
-VARIANTS = {  # name: (amp, cuda_graph, torch.compile mode or None); bf16 changes the numerics (recipe)
-    "eager": ("none", False, None),
-    "graph": ("none", True, None),
-    "compile+graph": ("none", True, "default"),
-    "bf16+graph": ("bf16", True, None),
-    "compile+bf16+graph": ("bf16", True, "default"),
-    "reduce-overhead": ("none", False, "reduce-overhead"),
-}
+VARIANTS = ("eager", "graph", "compile+graph", "sub1x1+graph", "s2d+graph", "sub1x1+compile+graph", "bf16+graph",
+            "compile+bf16+graph", "reduce-overhead")  # some step variants (lthlib.variants: any name it parses)
+DEFAULT_VARIANTS = "eager,graph,sub1x1+graph,s2d+graph"
 
 
-def grid_pack(model_name, dataset, data, k, device):
+def grid_pack(model_name, dataset, data, k, device, strided="off"):
     """A pack of ``k`` masked tickets as the grid scheduler forms it -- each ticket its own data order
-    and lr (alternating 0.1 / 0.01), NHWC, on ``device`` -- as (net, mask, batches, ticket lrs); a pack
-    of 1 is the model itself."""
+    and lr (alternating 0.1 / 0.01), NHWC, on ``device``, its strided convolutions computed as
+    ``strided`` says (``packing.rewrite_strided``) -- as (net, mask, batches, ticket lrs); a pack of 1 is
+    the model itself."""
     from lthlib import packing
     spec, mf = D.DATASETS[dataset], torch.channels_last
     data = data.to(device)  # one device copy for every ticket's order
@@ -230,8 +235,9 @@ def grid_pack(model_name, dataset, data, k, device):
                          device, mf) for seed in range(1, k + 1)]
     if k == 1:
         net, mask, batches = work[0][0], work[0][1], loaders[0]
+        packing.rewrite_strided(net, strided)
     else:
-        net = packing.pack([m for m, _ in work])
+        net = packing.pack([m for m, _ in work], strided=strided)
         net.memory_format = mf
         mask = {f"inner.{n}": v for n, v in packing.pack_tensors([w for _, w in work], net.layout).items()}
         batches = packing.TicketBatches(loaders, list(range(k)))
@@ -239,16 +245,18 @@ def grid_pack(model_name, dataset, data, k, device):
 
 
 def pack_rates(model_name, dataset, data, sizes, device, variant="eager") -> dict[int, float]:
-    """Ticket-images per second of packs of each size (``grid_pack``) in ``variant`` (``VARIANTS``).
-    Two epochs; the second is timed (compilation, capture and warm-up excluded)."""
+    """Ticket-images per second of packs of each size (``grid_pack``) in ``variant`` (a name
+    ``lthlib.variants.parse`` reads). Two epochs; the second is timed (compilation, capture and warm-up
+    excluded)."""
     import contextlib
     import io
     from lthlib.engine import compile_forward
-    amp, cuda_graph, compile_mode = VARIANTS[variant]
+    v = parse_variant(variant)
+    amp, cuda_graph, compile_mode = v.amp, v.cuda_graph, v.compile
     empty = D.TensorData(data.x[:0], data.y[:0], data.name, data.source)
     out = {}
     for k in sizes:
-        net, mask, batches, lrs = grid_pack(model_name, dataset, data, k, device)
+        net, mask, batches, lrs = grid_pack(model_name, dataset, data, k, device, v.strided)
         if compile_mode:
             compile_forward(net, compile_mode, 64)
         recipe = Recipe(epochs=2, lr=0.1, batch_size=64, channels_last=True, amp=amp)
@@ -300,23 +308,80 @@ def profile_pack(model_name, dataset, data, k, device, steps=12) -> None:
         print(f"  {100 * t / total:5.1f}%  {t / 1e3 / steps:7.2f} ms/step  {e.count // steps:4d}/step  {e.key[:90]}")
 
 
-def grid_estimate(rates: dict[int, float], official_rate: float, where: str, variant: str) -> None:
-    """Print the whole cifar10_resnet20 grid's training time at the measured rates, scheduled as packs
-    (PACK=grid), next to the official-style loop's."""
-    from lthlib import load, schedule
-    exp = load(ROOT / "params" / "cifar10_resnet20.yaml")
-    waves = schedule.waves(exp)
-    ticket_epochs = sum(waves) * exp.epochs
-    best = min((schedule.estimate_seconds(exp.replace(pack_size=ps), rates, FULL_EPOCH["cifar10"]), ps)
-               for ps in sorted({16, 32, 64, max(rates)}))
-    official = ticket_epochs * FULL_EPOCH["cifar10"] / official_rate
-    print(f"whole grid cifar10_resnet20 ({sum(waves)} runs, {ticket_epochs:,} ticket-epochs, {len(waves)} "
-          f"scheduler steps) on {where}, {variant}: {best[0] / 3600:.1f} h as packs of up to {best[1]} (PACK=grid); "
-          f"official-style loop {official / 3600:.1f} h")
+def paper_grids(model_name: str, dataset: str) -> list:
+    """The paper's grids in params/ (a paper model on a paper dataset) that train ``model_name`` on
+    images of ``dataset``'s geometry (what the rates were measured on), as they are."""
+    from lthlib import load
+    from lthlib.errors import LTHError
+    from lthlib.models import MODELS
+    geometry = lambda d: (D.DATASETS[d].channels, D.DATASETS[d].size)
+    out = []
+    for f in sorted((ROOT / "params").glob("*.yaml")):
+        try:
+            exp = load(f)
+        except LTHError as exc:
+            print(f"  ({f.name} skipped: {exc})")
+            continue
+        if (exp.model == model_name and MODELS[exp.model].in_paper and D.DATASETS[exp.dataset].in_paper
+                and geometry(exp.dataset) == geometry(dataset)):
+            out.append(exp)
+    return out
 
 
-def save_rates(model_name: str, device, rates: dict, official: float, variant: str, variants: dict) -> None:
-    """outputs/bench/rates.json: what the planner's time estimates read."""
+def _fp32(name: str) -> bool:
+    """Whether the rates under ``name`` are in the recipe's fp32 numerics ("processes": the CPU's)."""
+    return name == "processes" or parse_variant(name).amp == "none"
+
+
+def auto_rate(by_variant: dict, k: int) -> float:
+    """The rate of a pack of ``k`` in the variant the engine picks for it (``lthlib.variants.choose``): the
+    fastest fp32 variant measured around ``k`` (else the fastest at its nearest measured size)."""
+    fp32 = {v: r for v, r in by_variant.items() if _fp32(v)}
+    covering = [pack_rate(r, k) for r in fp32.values() if min(r) <= k <= max(r)]
+    return max(covering or [pack_rate(r, k) for r in fp32.values()])
+
+
+def study_estimates(model_name, dataset, by_variant: dict, official: float, packed: bool) -> dict:
+    """Hours of every paper grid of ``model_name`` (``paper_grids``) per variant of ``by_variant``
+    ({name: {pack size: ticket-img/s}}), "auto" and the official-style loop (``official`` img/s): its
+    runs (``plan_size``: training and evaluation images) scheduled as the grid scheduler packs them
+    (``schedule.packs``, the grid's ``pack_size``; every run alone unless ``packed``)."""
+    from lthlib import registry, schedule
+    from lthlib.plan import plan_size
+    rates = dict(by_variant)
+    if sum(map(_fp32, by_variant)) > 1:
+        rates["auto"] = None
+    out = {}
+    for exp in paper_grids(model_name, dataset):
+        size = plan_size(exp, [s for s in registry.NAMES if s in exp.settings])
+        per_epoch = size["images_per_run"] / exp.epochs  # training + evaluation, image equivalents
+        packs = schedule.packs(exp, packed)
+        rate = lambda v, k: auto_rate(by_variant, k) if v == "auto" else pack_rate(rates[v], k)
+        hours = {v: sum(k * e * per_epoch / rate(v, k) for k, e in packs) / 3600 for v in rates}
+        out[exp.name] = {"runs": size["runs"], "ticket_epochs": size["ticket_epochs"],
+                         "pack_size": exp.pack_size if packed else 1, "hours": hours,
+                         "official_hours": sum(k * e for k, e in packs) * per_epoch / official / 3600}
+    return out
+
+
+def print_study(study: dict, where: str) -> None:
+    if not study:
+        print("  no paper grid in params/ trains this model on these images: no whole-study estimate")
+        return
+    names = list(next(iter(study.values()))["hours"])
+    print(f"\nwhole-study estimate on {where}, hours (training + evaluation; as PACK=grid packs of the grid's "
+          f"pack_size where packs were timed, else one run at a time; bf16 changes the numerics):")
+    print(f"  {'grid':36s} {'runs':>5s} {'ticket-ep':>9s} {'pack':>4s} " + " ".join(f"{n:>12s}" for n in names)
+          + f" {'official-style':>14s}")
+    for grid, row in study.items():
+        print(f"  {grid:36s} {row['runs']:5d} {row['ticket_epochs']:9,d} {row['pack_size']:4d} "
+              + " ".join(f"{row['hours'][n]:12,.1f}" for n in names) + f" {row['official_hours']:14,.1f}")
+
+
+def save_rates(model_name: str, device, rates: dict, official: float, variant: str, variants: dict,
+               study: dict) -> None:
+    """outputs/bench/rates.json (written atomically): what the planner's time estimates (``pack_rates``)
+    and the engine's variant choice (``variants``) read, and the whole-study estimates (``study``)."""
     import json
     from lthlib.runs import atomic_write_json
     path = ROOT / "outputs" / "bench" / "rates.json"
@@ -326,7 +391,7 @@ def save_rates(model_name: str, device, rates: dict, official: float, variant: s
                                              "variant": variant, "official": official,
                                              "variants": {n: {str(k): v for k, v in r.items()}
                                                           for n, r in variants.items()},
-                                             "device": _device_name(device),
+                                             "device": _device_name(device), "study": study,
                                              "measured": time.strftime("%Y-%m-%d %H:%M")}
     atomic_write_json(path, known)
 
@@ -342,10 +407,11 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=str, default="resnet20=5000,lenet5=60000",
                     help="training images per ticket-epoch of the bench, per model")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pack-sizes", default="", help="ResNet-20 pack sizes to time (default: 1,8,16,32,64 on "
+    ap.add_argument("--pack-sizes", default="", help="pack sizes to time, each model (default: 1,8,16,32,64 on "
                     "CUDA; none on CPU, where packs do not pay and the 2-process rate is used)")
-    ap.add_argument("--variants", default="eager,graph", help=f"pack step variants to time: {', '.join(VARIANTS)}, each "
-                    "optionally NAME:K/K (only those pack sizes); the estimate the planner reads is the fastest one in the recipe's fp32)")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"pack step variants to time, e.g. {', '.join(VARIANTS)} "
+                    "(lthlib.variants), each optionally NAME:K/K (only those pack sizes); the estimate the planner reads is "
+                    "the fastest one in the recipe's fp32")
     ap.add_argument("--profile", type=int, default=0, help="print the top kernels of a pack of this size")
     a = ap.parse_args(argv)
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
@@ -377,9 +443,8 @@ def main(argv=None) -> int:
             p = peak["bf16" if "bf16" in name else "fp32"]
             print(f"{model_name:9s} {name:44s} {ips:12.0f} {3600 * ips / FULL_EPOCH[dataset]:11.1f} "
                   f"{ref / wall:6.2f} {gfs:8.1f} {100 * gfs / p:6.1f}")
-        if model_name == "resnet20":
-            _grid_lines(model_name, dataset, data, a, device, len(data) * a.tickets / ref,
-                        len(data) * a.tickets / rows[1][1])
+        # every measured model: its pack variants (where sizes are timed) and whole-study estimates
+        _grid_lines(model_name, dataset, data, a, device, len(data) * a.tickets / ref, len(data) * a.tickets / rows[1][1])
     return 0
 
 
@@ -400,14 +465,12 @@ def _grid_lines(model_name, dataset, data, a, device, official: float, ours: flo
         print(f"  ({v}: {time.time() - t0:.0f}s to measure)", flush=True)
     if a.profile:
         profile_pack(model_name, dataset, data, a.profile, device)
-    exact = {v: r for v, r in found.items() if VARIANTS[v][0] == "none" and set(r) == set(sizes)}  # recipe's numerics
+    exact = {v: r for v, r in found.items() if parse_variant(v).amp == "none" and set(r) == set(sizes)}  # recipe's numerics
     best = max(exact, key=lambda v: max(exact[v].values()), default=None)
     rates = exact[best] if best else {1: ours}
-    save_rates(model_name, device, rates, official, best or "2 processes", found)
-    for v, r in found.items():
-        grid_estimate(r, official, _device_name(device), v + (" (changes numerics)" if VARIANTS[v][0] != "none" else ""))
-    if not found:
-        grid_estimate(rates, official, _device_name(device), "processes")
+    study = study_estimates(model_name, dataset, found or {"processes": rates}, official, packed=bool(found))
+    print_study(study, _device_name(device))
+    save_rates(model_name, device, rates, official, best or "2 processes", found, study)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@ that its folder holds the identity its plan gives; a broken one (a missing or em
 named and trained again; an interrupted one resumes from its last epoch checkpoint. The notebooks call
 ``run_setting`` (one setting of one cell), the grid scheduler ``realize`` over every cell of a grid:
 the same folders either way. ``lthlib.settings`` says *what* to train; this module says *how*.
+
+Each pack trains with the step variant ``lthlib.variants.choose`` picks for its model, device and size
+(the fastest fp32 formulation `make bench` measured, else the run's flags), recorded in its
+``config.json`` and ``metrics.json``. Where a wave's packs train is the caller's ``dispatch``
+(``chunks -> None``): this process one after another by default, ``workers`` CPU processes, or what the
+grid scheduler passes (device slots, Slurm jobs; ``lthlib.schedule``) -- every one trains a pack with
+``train_chunk``, so the folders and (on a CPU) the bits are the same.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ import torch
 
 from . import data as D
 from . import distributed as dist
-from . import packing, settings
+from . import packing, settings, variants
 from .errors import LTHError
 from .models import build_model, build_scaled, load_profile
 from .params import Experiment, identity as exp_identity, load
@@ -80,10 +87,10 @@ def done(plan: RunPlan) -> bool:
     return all(rd.kept(t).exists() and rd.kept(t).stat().st_size > 0 for t in plan.keep_epochs)
 
 
-def realize(plans: list[RunPlan], on_wave: Callable | None = None) -> list[RunDir]:
+def realize(plans: list[RunPlan], on_wave: Callable | None = None, dispatch: Callable | None = None) -> list[RunDir]:
     """Every plan of ``plans`` finished, with everything it needs: wave after wave, the unfinished runs
-    whose dependencies are finished train (``train_jobs``). ``on_wave(k, ready)`` is told each wave
-    before it trains. Returns the plans' folders, in order."""
+    whose dependencies are finished train (``train_jobs``, through ``dispatch`` when given). ``on_wave(k,
+    ready)`` is told each wave before it trains. Returns the plans' folders, in order."""
     todo, finished, wave = closure(plans), set(), 0
     while True:
         dist.barrier()  # under torchrun: every rank sees the same finished runs
@@ -94,7 +101,7 @@ def realize(plans: list[RunPlan], on_wave: Callable | None = None) -> list[RunDi
         wave += 1
         if on_wave is not None:
             on_wave(wave, ready)
-        train_jobs([Job(p) for p in ready])
+        train_jobs([Job(p) for p in ready], dispatch)
         left = [p for p in ready if not done(p)]
         if left:
             raise LTHError(f"{left[0].folder.path}: still unfinished after training it; see the output above")
@@ -149,9 +156,11 @@ def pack_key(job: Job) -> str:
     return json.dumps([ident, job.exp.data_root, job.exp.device], sort_keys=True, default=str)
 
 
-def train_jobs(jobs: list[Job]) -> None:
+def train_jobs(jobs: list[Job], dispatch: Callable | None = None) -> None:
     """Train ``jobs``. With packing on (``pack``: 'on', or 'auto' on CUDA) jobs that share a pack key
-    train together in packs of up to ``pack_size`` tickets; otherwise one after another."""
+    train together in packs of up to ``pack_size`` tickets; otherwise one after another. ``dispatch``
+    (a list of packs, each a list of plans -> None) trains the packs where it says; without it they
+    train here, or in ``workers`` CPU processes."""
     if not jobs:
         return
     exp = jobs[0].exp
@@ -163,11 +172,14 @@ def train_jobs(jobs: list[Job]) -> None:
         chunks = [g[i:i + exp.pack_size] for g in groups.values() for i in range(0, len(g), exp.pack_size)]
     else:
         chunks = [[job] for job in jobs]
-    if exp.workers > 1 and device.type == "cpu" and len(chunks) > 1 and not dist.is_distributed():
-        _train_in_workers(chunks, exp.workers)
-        return
-    for chunk in chunks:
-        train_chunk([job.plan for job in chunk])
+    plans = [[job.plan for job in chunk] for chunk in chunks]
+    if dispatch is not None:
+        dispatch(plans)
+    elif exp.workers > 1 and device.type == "cpu" and len(chunks) > 1 and not dist.is_distributed():
+        train_in_workers(plans, exp.workers)
+    else:
+        for chunk in plans:
+            train_chunk(chunk)
 
 
 def train_chunk(plans: list[RunPlan]) -> None:
@@ -181,14 +193,29 @@ def train_chunk(plans: list[RunPlan]) -> None:
     _locked([Job(p) for p in plans], lambda left: _train_pack(left, profile, device))
 
 
-def _train_in_workers(chunks: list[list[Job]], workers: int) -> None:
-    """CPU: the chunks of one wave in ``workers`` processes at once (each trains as this one would: the
-    same folders, locks and bitwise results); a failure in a worker is raised here."""
+def train_in_workers(chunks: list[list[RunPlan]], workers: int, slots: bool = False) -> None:
+    """The packs of one wave in ``workers`` processes at once, each trained as this process would
+    (``train_chunk``: the same folders, locks and, on a CPU, bitwise results); a failure in a worker is
+    raised here. ``slots``: worker i holds device slot i -- CUDA_VISIBLE_DEVICES is the i-th visible GPU,
+    so each pack trains on its own GPU (``NGPU=N``); on a CPU the slot is only recorded."""
     import multiprocessing
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(workers, len(chunks))) as pool:
-        for _ in pool.imap_unordered(train_chunk, [[job.plan for job in chunk] for chunk in chunks]):
+    n = min(workers, len(chunks))
+    queue = ctx.Queue()
+    for i in range(n):
+        queue.put(i)
+    init = (_take_slot, (queue, os.environ.get("CUDA_VISIBLE_DEVICES"))) if slots else (None, ())
+    with ctx.Pool(n, *init) as pool:
+        for _ in pool.imap_unordered(train_chunk, chunks):
             pass
+
+
+def _take_slot(queue, visible: str | None) -> None:
+    """Pool initializer: this worker's device slot, before anything touches CUDA."""
+    slot = queue.get()
+    gpus = [g for g in (visible or "").split(",") if g.strip()]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)] if gpus else str(slot)
+    os.environ["LTHLIB_DEVICE_SLOT"] = str(slot)
 
 
 def _report_broken(plan: RunPlan) -> None:
@@ -264,8 +291,9 @@ def _pack_loaders(jobs: list[Job], device, mf):
     return train_b, test_b, (len(train_data), len(test_data), train_data.source)
 
 
-def _prepare(plan: RunPlan, profile, device, data_info):
-    """Build the run's model at its start point (masked), write config.json, init.pt and mask.pt."""
+def _prepare(plan: RunPlan, profile, device, data_info, step: dict):
+    """Build the run's model at its start point (masked), write config.json (with the ``step`` variant
+    it trains with), init.pt and mask.pt."""
     exp, rd, identity = plan.cell, plan.folder, plan.identity
     model = new_model(exp, plan.init_seed, plan.widths)
     model.load_state_dict(start_state(plan, model))
@@ -280,7 +308,8 @@ def _prepare(plan: RunPlan, profile, device, data_info):
               "device": str(device), "processes": dist.world(), "torch": torch.__version__,
               "code_version": code_version(), "determinism": set_determinism(exp, device),
               "python": platform.python_version(), "host": platform.node(), "data_source": source,
-              "profile": profile, "n_train_used": n_train, "n_test_used": n_test}
+              "profile": profile, "n_train_used": n_train, "n_test_used": n_test, "step_variant": step,
+              "device_slot": os.environ.get("LTHLIB_DEVICE_SLOT")}
     atomic_write_json(rd.config, record)
     atomic_torch_save({k: v.detach().clone() for k, v in model.state_dict().items()}, rd.init)
     if mask is not None:
@@ -289,27 +318,31 @@ def _prepare(plan: RunPlan, profile, device, data_info):
 
 
 def _train_pack(jobs: list[Job], profile, device) -> None:
-    """Train ``jobs`` together: one model, or a packed group (per-ticket data orders and lrs)."""
+    """Train ``jobs`` together: one model, or a packed group (per-ticket data orders and lrs), in the step
+    variant chosen for the pack (``variants.choose``)."""
     exp = jobs[0].exp
+    variant, why = variants.choose(exp, len(jobs), "gpu" if device.type == "cuda" else "cpu")
     mf = torch.channels_last if exp.channels_last else torch.contiguous_format
     train_b, test_b, data_info = _pack_loaders(jobs, device, mf)
-    built = [_prepare(j.plan, profile, device, data_info) for j in jobs]
+    built = [_prepare(j.plan, profile, device, data_info, {**variant.record(), "why": why}) for j in jobs]
     names = [j.rd.name for j in jobs]
     model, mask, tag = built[0][0], built[0][1], None
     if len(jobs) > 1:
-        model = packing.pack([m for m, _ in built])
+        model = packing.pack([m for m, _ in built], strided=variant.strided)
         model.memory_format = mf
         mask = None if built[0][1] is None else {
             f"inner.{k}": v for k, v in packing.pack_tensors([m for _, m in built], model.layout).items()}
         tag = names
+    else:
+        packing.rewrite_strided(model, variant.strided)
     model.to(device, memory_format=mf)
-    if exp.compile:
-        compile_forward(model, exp.compile_mode, exp.batch_size // dist.world())
+    if variant.compile:
+        compile_forward(model, variant.compile, exp.batch_size // dist.world())
     t0 = time.time()
     desc = names[0] if len(jobs) == 1 else f"pack of {len(jobs)}: {names[0]} ..."
     history = train(dist.wrap(model, device), mask, train_b, test_b, exp.recipe(),
                     device, jobs[0].rd, desc=desc, tag=tag, ticket_lrs=[j.exp.lr for j in jobs],
-                    cuda_graph=exp.cuda_graph and device.type == "cuda", hooks=_hooks(jobs),
+                    cuda_graph=variant.cuda_graph and device.type == "cuda", hooks=_hooks(jobs),
                     first_epoch=jobs[0].plan.first_epoch)
     wall = time.time() - t0
     if not dist.is_main():
@@ -319,7 +352,8 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     else:
         finals, histories = packing.unpack_state(model), history
     for job, (_, m), final, hist in zip(jobs, built, finals, histories):
-        _finish(job.rd, job.plan, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None)
+        _finish(job.rd, job.plan, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None,
+                variant.name)
     jobs[0].rd.checkpoint.unlink(missing_ok=True)
 
 
@@ -361,7 +395,7 @@ class KeepWeights:
 
 
 def _finish(rd: RunDir, plan: RunPlan, mask, final: dict, history: list[dict], wall: float, n_train: int,
-            device, packed_with) -> None:
+            device, packed_with, step_variant: str) -> None:
     if mask is not None:  # the invariant the whole study rests on
         for n, m in mask.items():
             if bool((final[n][~m] != 0).any()):
@@ -380,7 +414,7 @@ def _finish(rd: RunDir, plan: RunPlan, mask, final: dict, history: list[dict], w
         "train_images_per_s": n_train * len(history) / max(1e-9, sum(h["train_time_s"] for h in history)),
         "epochs": len(history), "torch": torch.__version__, "device": str(device),
         "threads": torch.get_num_threads(), "processes": dist.world(), "setting": plan.setting,
-        "packed_with": packed_with,
+        "packed_with": packed_with, "step_variant": step_variant,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     metrics.update(plan.facts)

@@ -7,6 +7,11 @@
 Slurm jobs go through submitit; when Slurm preempts or times out a job, submitit requeues the same
 command, and the runs resume from their per-epoch checkpoints. ``--gpu-slots N`` takes the first free
 GPU of N (a file lock per GPU) and runs CMD with CUDA_VISIBLE_DEVICES set to it.
+
+The grid scheduler (``PACK=grid LAUNCH=slurm``) submits Python calls, not commands: ``run_calls`` submits
+each pack of a wave as one job (``Call``: a function and its arguments, requeued as itself when Slurm
+preempts it or its time runs out) and waits for them all; ``executor`` makes the submitit executor both
+paths use (``add_executor_options``: the command-line options they share).
 """
 from __future__ import annotations
 
@@ -34,18 +39,87 @@ class Command:
         return submitit.helpers.DelayedSubmission(Command(self.argv, self.cwd, self.env))
 
 
-def submit(argv: list[str], folder, executor: str = "slurm", **params) -> int:
+class Call:
+    """A picklable job for submitit: ``fn(*args)``; on preemption or timeout submitit requeues the same
+    call (``checkpoint``), which must therefore be safe to run again (a pack: finished runs are skipped,
+    cut ones resume from their checkpoints)."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __call__(self):
+        return self.fn(*self.args)
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+        return submitit.helpers.DelayedSubmission(Call(self.fn, *self.args))
+
+
+def executor(kind: str, folder, **params):
+    """A submitit executor: ``kind`` "slurm" (``params``: slurm_partition, gpus_per_node, cpus_per_task,
+    timeout_min, name; None left out) or "local" (submitit's LocalExecutor: jobs as processes here)."""
     import submitit
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if executor == "slurm":
+    if kind == "slurm":
         ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
         ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
-    else:
+    elif kind == "local":
         ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=params.get("timeout_min") or 60 * 24)
+    else:
+        raise ValueError(f"executor: kind {kind!r}; accepted: slurm, local")
+    return ex
+
+
+def run_calls(calls: list[Call], ex, what: str = "job") -> list:
+    """Submit every call as one job of ``ex`` (a Slurm job array), wait for all of them and return their
+    results in order; a job that fails is raised (as a RuntimeError naming it and its log) after the
+    others have ended."""
+    with ex.batch():
+        jobs = [ex.submit(c) for c in calls]
+    print(f"submitted {len(jobs)} {what}{'s' if len(jobs) != 1 else ''} ({', '.join(str(j.job_id) for j in jobs[:8])}"
+          f"{' ...' if len(jobs) > 8 else ''}); logs in {ex.folder}", flush=True)
+    results, failed = [], []
+    for job in jobs:
+        try:
+            results.append(job.result())
+        except Exception as exc:  # the job failed: keep waiting for the others, then say which
+            failed.append(f"job {job.job_id} ({_last_error(exc)}; log {job.paths.stderr})")
+            results.append(None)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} {what}s failed: " + "; ".join(failed))
+    return results
+
+
+def _last_error(exc: Exception) -> str:
+    """The error a job raised, in one line: the last line of the traceback submitit reports."""
+    text = str(exc)
+    parts = text.split("-" * 22)  # submitit frames the job's traceback between two such rules
+    lines = [line.strip() for line in (parts[1] if len(parts) >= 3 else text).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:500]
+
+
+def add_executor_options(ap: argparse.ArgumentParser) -> None:
+    """The submitit options ``python -m lthlib.launch`` and ``python -m lthlib.schedule`` share."""
+    ap.add_argument("--executor", choices=("slurm", "local"), help="submit through submitit: to Slurm, or "
+                    "as local processes (its LocalExecutor)")
+    ap.add_argument("--folder", default="outputs/slurm", help="submitit's folder: job scripts and logs")
+    ap.add_argument("--partition")
+    ap.add_argument("--gpus", type=int, help="GPUs per Slurm job")
+    ap.add_argument("--cpus", type=int, help="CPUs per Slurm task")
+    ap.add_argument("--timeout-min", type=int, default=60 * 24)
+
+
+def executor_params(a: argparse.Namespace) -> dict:
+    return dict(slurm_partition=a.partition, gpus_per_node=a.gpus, cpus_per_task=a.cpus, timeout_min=a.timeout_min)
+
+
+def submit(argv: list[str], folder, kind: str = "slurm", **params) -> int:
+    """Run the command ``argv`` as one job and wait for it; its exit code (1 when the job itself failed)."""
+    ex = executor(kind, folder, **params)
     job = ex.submit(Command(argv, os.getcwd()))
-    print(f"submitted job {job.job_id} ({executor}): {' '.join(argv[:3])} ...; logs in {folder}", flush=True)
+    print(f"submitted job {job.job_id} ({kind}): {' '.join(argv[:3])} ...; logs in {folder}", flush=True)
     try:
         rc = job.result()
     except Exception as exc:  # the job itself failed (not the command): show submitit's report
@@ -87,12 +161,7 @@ USAGE = "python -m lthlib.launch [options] -- COMMAND ..."
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """(options, command) of ``argv``; usage errors exit 2 with a message saying what to give."""
     ap = argparse.ArgumentParser(prog="python -m lthlib.launch", usage=USAGE)
-    ap.add_argument("--executor", choices=("slurm", "local"))
-    ap.add_argument("--folder", default="outputs/slurm")
-    ap.add_argument("--partition")
-    ap.add_argument("--gpus", type=int, help="GPUs per Slurm job")
-    ap.add_argument("--cpus", type=int, help="CPUs per Slurm task")
-    ap.add_argument("--timeout-min", type=int, default=60 * 24)
+    add_executor_options(ap)
     ap.add_argument("--gpu-slots", type=int, help="run locally on the first free of N (>= 1) GPUs")
     ap.add_argument("--lock-dir", default="outputs/.gpu-slots")
     if "--" not in argv:
@@ -110,8 +179,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv=None) -> int:
     a, cmd = parse(sys.argv[1:] if argv is None else argv)
     if a.executor:
-        return submit(cmd, a.folder, a.executor, slurm_partition=a.partition, gpus_per_node=a.gpus,
-                      cpus_per_task=a.cpus, timeout_min=a.timeout_min)
+        return submit(cmd, a.folder, a.executor, **executor_params(a))
     if a.gpu_slots is not None:
         with gpu_slot(a.gpu_slots, a.lock_dir) as i:
             print(f"[gpu slot {i}] {' '.join(cmd[:3])} ...", flush=True)

@@ -10,6 +10,16 @@ trains as if alone (up to floating-point differences between grouped and separat
 
 On a GPU a small ResNet at batch 64 is latency-bound and packing multiplies throughput; on a 2-core CPU
 it does not pay, so ``pack: auto`` packs on CUDA only.
+
+Strided convolutions as stride-1 ones (``rewrite_strided``; ``pack(..., strided=...)``), the same maps up
+to float noise and the same parameters (names, shapes, masks), for cuDNN's faster stride-1 kernels:
+
+- ``"subsample"``: a strided 1x1 convolution without padding (the ResNets' shortcut convolutions) is a 1x1
+  convolution of the subsampled input ``x[:, :, ::s, ::s]`` -- the same FLOPs;
+- ``"s2d"``: the above, and every other strided convolution (the 3x3 stride-2 convolutions of the
+  ResNets, MobileNet's depthwise ones, a stride-2 stem) as a stride-1 convolution of the space-to-depth
+  input (``pixel_unshuffle``) with the kernel rearranged the same way (``ceil(k/s)`` taps, zeros where
+  the kernel has none: 16/9 the FLOPs of a 3x3 stride 2).
 """
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ import copy
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .errors import ConfigError
 
@@ -118,8 +129,64 @@ def _packed_bn(bns: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
     return new
 
 
-def pack(models: list[nn.Module]) -> PackedNet:
-    """One network training all of ``models`` (same architecture) at once; weights copied in."""
+class SubsampledConv2d(nn.Conv2d):
+    """A strided 1x1 convolution without padding, computed as a stride-1 1x1 convolution of the
+    subsampled input (``rewrite_strided`` turns an ``nn.Conv2d`` into one in place)."""
+
+    def forward(self, x):
+        sh, sw = self.stride
+        return F.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias, 1, 0, 1, self.groups)
+
+
+class SpaceToDepthConv2d(nn.Conv2d):
+    """A strided convolution (stride s in both directions, zero padding, no dilation), computed as a
+    stride-1 convolution of the padded input rearranged space-to-depth by s, with the kernel (zero-padded
+    to a multiple of s) rearranged the same way; groups stay contiguous, so a packed (grouped) one stays
+    per ticket. Output cropped to the strided convolution's size."""
+
+    def forward(self, x):
+        s, k, p = self.stride[0], self.kernel_size[0], self.padding[0]
+        out = [(n + 2 * p - k) // s + 1 for n in x.shape[-2:]]
+        taps = -(-k // s)  # ceil(k / s): the kernel's extent in the rearranged input
+        w = F.pixel_unshuffle(F.pad(self.weight, (0, taps * s - k, 0, taps * s - k)), s)
+        need = [s * (o - 1 + taps) for o in out]  # padded input length the kept outputs read
+        x = F.pad(x, (p, need[1] - x.shape[-1] - p, p, need[0] - x.shape[-2] - p))
+        return F.conv2d(F.pixel_unshuffle(x, s), w, self.bias, 1, 0, 1, self.groups)
+
+
+STRIDED = ("off", "subsample", "s2d")
+
+
+def _strided_form(conv: nn.Conv2d, mode: str):
+    """The class ``conv`` is computed as under ``mode`` (None: left as it is)."""
+    if type(conv) is not nn.Conv2d or conv.stride == (1, 1) or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+        return None
+    if conv.kernel_size == (1, 1) and conv.padding == (0, 0):
+        return SubsampledConv2d
+    square = conv.stride[0] == conv.stride[1] and conv.kernel_size[0] == conv.kernel_size[1]
+    if mode == "s2d" and square and conv.padding[0] == conv.padding[1] and isinstance(conv.padding[0], int):
+        return SpaceToDepthConv2d
+    return None
+
+
+def rewrite_strided(model: nn.Module, mode: str = "subsample") -> list[str]:
+    """Compute ``model``'s strided convolutions as stride-1 ones (``mode``: see the module doc), in place:
+    the modules keep their parameters, names and buffers, only their forward changes. Returns the names
+    of the convolutions rewritten."""
+    if mode not in STRIDED:
+        raise ValueError(f"rewrite_strided: mode {mode!r}; accepted: {', '.join(STRIDED)}")
+    done = []
+    for name, mod in model.named_modules():
+        cls = _strided_form(mod, mode) if mode != "off" and isinstance(mod, nn.Conv2d) else None
+        if cls is not None:
+            mod.__class__ = cls  # as torch.nn.utils.parametrize does: same instance, new forward
+            done.append(name)
+    return done
+
+
+def pack(models: list[nn.Module], strided: str = "off") -> PackedNet:
+    """One network training all of ``models`` (same architecture) at once; weights copied in.
+    ``strided``: compute its strided convolutions as stride-1 ones (``rewrite_strided``)."""
     n = len(models)
     inner = copy.deepcopy(models[0])
     layout: dict[str, str] = {}
@@ -151,6 +218,7 @@ def pack(models: list[nn.Module]) -> PackedNet:
     missing = state_names - set(layout)
     if missing:
         raise ConfigError(f"pack: cannot pack tensors {sorted(missing)[:3]}; use pack: off")
+    rewrite_strided(inner, strided)
     return PackedNet(inner, n, layout)
 
 

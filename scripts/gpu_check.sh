@@ -45,7 +45,7 @@ fi
 if has bench; then
 BENCH_ARGS=${BENCH_ARGS:-"--images resnet20=5000 --pack-sizes 1,6,12,22,32,64 --profile 64"}
 timeout ${BENCH_LIMIT:-330} python3 bench/bench_training.py --models resnet20 --tickets 4 $BENCH_ARGS \
-  --variants "${VARIANTS:-eager,graph,bf16+graph,compile+graph:6/22/64}" 2>&1 | tee "$OUT/bench.txt" | grep -v Warning
+  --variants "${VARIANTS:-eager,graph,sub1x1+graph,s2d+graph,bf16+graph,compile+graph:6/22/64}" 2>&1 | tee "$OUT/bench.txt" | grep -v Warning
 cp outputs/bench/rates.json "$OUT/" 2>/dev/null
 fi
 

@@ -86,3 +86,23 @@ def test_bad_launch_arguments_are_usage_errors_not_hangs(tmp_path, capsys):
     with pytest.raises(ValueError, match=">= 1"):
         with gpu_slot(0, tmp_path):
             pass
+
+
+def test_a_call_is_requeued_as_itself():
+    import operator
+    import submitit
+    call = launch.Call(operator.add, 2, 3)
+    again = call.checkpoint()
+    assert isinstance(again, submitit.helpers.DelayedSubmission) and again.function.args == (2, 3)
+    assert again.function() == call() == 5
+
+
+@pytest.mark.slow  # 4 submitit jobs (a process each): ~10 s
+def test_run_calls_waits_for_every_job_and_names_the_failed_one(tmp_path):
+    import operator
+    ex = launch.executor("local", tmp_path)
+    assert launch.run_calls([launch.Call(operator.add, 1, 2), launch.Call(operator.mul, 3, 4)], ex, "pack") == [3, 12]
+    with pytest.raises(RuntimeError, match=r"1 of 2 packs failed: job \d+ \(ZeroDivisionError: division by zero; log \S+_log\.err\)$"):
+        launch.run_calls([launch.Call(operator.truediv, 1, 0), launch.Call(operator.add, 1, 1)], ex, "pack")
+    with pytest.raises(ValueError, match="kind 'pbs'; accepted: slurm, local"):
+        launch.executor("pbs", tmp_path)

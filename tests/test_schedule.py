@@ -1,8 +1,14 @@
-"""Packs that span seeds and learning rates, and the grid scheduler (PACK=grid)."""
+"""Packs that span seeds and learning rates, and the grid scheduler (PACK=grid): one process, device
+slots (NGPU=N) and Slurm jobs (LAUNCH=slurm, through submitit's local executor here)."""
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
+import pytest
 import torch
 
 import lthlib as L
@@ -113,3 +119,85 @@ def test_workers_train_a_wave_in_processes_with_the_same_results(tiny_exp, tmp_p
     for p in (tmp_path / "one" / "t" / "runs").iterdir():
         a, b = L.RunDir(p).load_final(), L.RunDir(tmp_path / "two" / "t" / "runs" / p.name).load_final()
         assert all(torch.equal(a[k], b[k]) for k in a), p.name
+
+
+# ----------------------------------------------------------------------------- scale out: device slots, Slurm
+def _packed_grid(tiny_exp, root, **kw):
+    """One wave of two packs: 4 dense runs (2 lrs x 2 seeds) in packs of 2 (waves follow one another the
+    same way through any dispatch: ``engine.realize``)."""
+    return tiny_exp(out_root=str(root), pack="on", pack_size=2, epochs=1, lrs=[0.05, 0.02], seeds=[1, 2],
+                    settings=["pretrain"], **kw)
+
+
+def _same_bits(a_root, b_root):
+    names = sorted(p.name for p in (a_root / "t" / "runs").iterdir())
+    assert names == sorted(p.name for p in (b_root / "t" / "runs").iterdir()) and len(names) == 4
+    for name in names:
+        a, b = L.RunDir(a_root / "t" / "runs" / name), L.RunDir(b_root / "t" / "runs" / name)
+        fa, fb = a.load_final(), b.load_final()
+        assert all(torch.equal(fa[k], fb[k]) for k in fa), name
+        assert a.read_metrics()["packed_with"] == b.read_metrics()["packed_with"], name
+    return [L.RunDir(b_root / "t" / "runs" / n) for n in names]
+
+
+def test_a_waves_packs_on_device_slots_and_as_submitit_jobs_are_bitwise_the_serial_ones(tiny_exp, tmp_path):
+    """NGPU=2 (two worker processes, a device slot each) and LAUNCH=slurm (each pack one submitit job;
+    here submitit's local executor) train the same folders as one process, bitwise on the CPU."""
+    from lthlib import launch
+    assert schedule.run_grid(_packed_grid(tiny_exp, tmp_path / "serial")) == 4
+    assert schedule.run_grid(_packed_grid(tiny_exp, tmp_path / "slots"), schedule.device_slots(2)) == 4
+    runs = _same_bits(tmp_path / "serial", tmp_path / "slots")
+    assert {r.read_config()["device_slot"] for r in runs} <= {"0", "1"}
+    ex = launch.executor("local", tmp_path / "slurm")
+    assert schedule.run_grid(_packed_grid(tiny_exp, tmp_path / "jobs"), schedule.submitit_jobs(ex)) == 4
+    _same_bits(tmp_path / "serial", tmp_path / "jobs")
+    assert len(list((tmp_path / "slurm").glob("*_result.pkl"))) == 2  # one job per pack
+    assert schedule.run_grid(_packed_grid(tiny_exp, tmp_path / "jobs"), schedule.submitit_jobs(ex)) == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.slow  # a submitit job started twice (~12 s); the bitwise dispatch test above runs in CI
+def test_a_preempted_pack_job_is_requeued_and_resumes_to_the_uninterrupted_weights(tiny_exp, tmp_path):
+    """Slurm's preemption signal (SIGUSR2) mid-pack: submitit requeues the pack (``launch.Call.checkpoint``),
+    which resumes from the pack's last epoch checkpoint and ends with the weights of an uninterrupted pack."""
+    from lthlib import launch, settings
+    kw = dict(pack="on", epochs=3, batch_size=16, lrs=[0.05, 0.02], settings=["pretrain"])
+    ref = [p for lr in (0.05, 0.02) for p in settings.plan(tiny_exp(out_root=str(tmp_path / "ref"), lr=lr, **kw), "pretrain")]
+    engine.train_chunk(ref)
+    plans = [p for lr in (0.05, 0.02) for p in settings.plan(tiny_exp(out_root=str(tmp_path / "cut"), lr=lr, **kw), "pretrain")]
+    job = launch.executor("local", tmp_path / "slurm").submit(launch.Call(engine.train_chunk, plans))
+    t0 = time.time()
+    while not plans[0].folder.checkpoint.exists() and time.time() - t0 < 120:
+        time.sleep(0.01)
+    for pid in _children(int(job.job_id)):  # the task under submitit's local controller
+        os.kill(pid, signal.SIGUSR2)
+    job.result()
+    log = job.stdout()
+    assert "this job is preempted" in job.stderr(), job.stderr()[-2000:]
+    assert "Requeued job" in log and "resuming after epoch" in log, log[-2000:]
+    for a, b in zip(ref, plans):
+        fa, fb = a.folder.load_final(), b.folder.load_final()
+        assert all(torch.equal(fa[k], fb[k]) for k in fa), b.name
+
+
+def test_schedule_cli_scale_out_options_are_checked(capsys, tmp_path):
+    # no data and no download: should a check let it through, it fails with another message, writing only
+    # under tmp_path -- it never trains
+    grid = ["params/demo.yaml", f"out_root={tmp_path}", f"data_root={tmp_path / 'none'}", "download=false"]
+    with pytest.raises(SystemExit) as exit_:
+        schedule.main(grid + ["--ngpu", "2", "--executor", "local", "--folder", str(tmp_path / "slurm")])
+    assert exit_.value.code == 2 and "--ngpu and --executor: give one" in capsys.readouterr().err
+    assert schedule.main(grid + ["--ngpu", "0"]) == 2
+    assert "NGPU=0: the number of GPUs (device slots) must be >= 1" in capsys.readouterr().err
+    assert schedule.main(grid + ["--ngpu", "2", "device=cuda:1"]) == 2
+    assert "key 'device' 'cuda:1' with NGPU=2: each pack takes the GPU of its own slot" in capsys.readouterr().err
