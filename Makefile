@@ -6,7 +6,7 @@ PROJECT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 OUT ?= outputs
 VENV ?= .venv
 PYTHON ?= python3
-JOBS ?= 1
+JOBS ?=
 SET ?=
 DATA ?=
 GRID ?=
@@ -46,7 +46,7 @@ $(error LAUNCH=$(value LAUNCH): accepted: LAUNCH=slurm, LAUNCH=submitit-local, o
 endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# make -n: list the work, run nothing that writes (the plans, which only list, still run)
+# make -n: list the work, write nothing (the plans run with --dry-run: they print, the sub-makes read stdin)
 dry := $(findstring n,$(firstword -$(MAKEFLAGS)))
 # where each notebook job runs: here (default), on its own GPU slot (NGPU=N), or as a Slurm job; the
 # $$LTHLIB_* words are expanded by the shell of the recipe that passes LAUNCHER to the grid's plan
@@ -91,9 +91,9 @@ define find_grids
 grids=(); for g in "$$res"/*/; do g="$${g%/}"; [ -L "$$g" ] && continue; \
   { [ -f "$$g/plan.mk" ] || [ -d "$$g/runs" ]; } && grids+=("$$g"); done
 endef
-# JOBS and NGPU are positive whole numbers (NGPU may be left out); SLURM_ARGS are sbatch options, no commands
+# JOBS and NGPU are positive whole numbers (either may be left out); SLURM_ARGS are sbatch options, no commands
 define check_jobs
-[[ "$$LTHLIB_JOBS" =~ ^[1-9][0-9]*$$ ]] || { echo "error: JOBS='$$LTHLIB_JOBS': give a positive whole" \
+[[ "$$LTHLIB_JOBS" =~ ^([1-9][0-9]*)?$$ ]] || { echo "error: JOBS='$$LTHLIB_JOBS': give a positive whole" \
   "number of notebooks to run at once, e.g. JOBS=2" >&2; exit 2; }; \
 [[ "$$LTHLIB_NGPU" =~ ^([1-9][0-9]*)?$$ ]] || { echo "error: NGPU='$$LTHLIB_NGPU': give a positive whole" \
   "number of GPUs, e.g. NGPU=4, or leave NGPU out" >&2; exit 2; }; \
@@ -111,7 +111,16 @@ endef
 data_arg = $${LTHLIB_DATA:+"data_root=$$LTHLIB_DATA"}
 # the plan for grid $$g: a generated Makefile with one target per executed notebook; prints its path
 plan = $(PY) -m lthlib.plan "params/$$g.yaml" --out-root "$$out" $(1) $(data_arg) --set "$$LTHLIB_SET"
-schedule = $(PY) -m lthlib.schedule "params/$$g.yaml" "out_root=$$out" $(data_arg) --set "$$LTHLIB_SET"
+# where PACK=grid trains a grid's waves: as Slurm jobs, as local submitit processes, on NGPU GPUs, or here
+ifeq ($(value LAUNCH),slurm)
+schedule_where := --executor slurm --folder "$$out/slurm" $$LTHLIB_SLURM_ARGS
+else ifeq ($(value LAUNCH),submitit-local)
+schedule_where := --executor local --folder "$$out/slurm"
+else
+schedule_where := $${LTHLIB_NGPU:+--ngpu "$$LTHLIB_NGPU"}
+endif
+schedule = $(PY) -m lthlib.schedule "params/$$g.yaml" "out_root=$$out" $(data_arg) --set "$$LTHLIB_SET" \
+  $(schedule_where)
 # after a failed grid or report whose analysis notebook failed after the last rendered report (its
 # tables and figures are then newer than analysis.html): the report page is replaced by one that says
 # so (lthlib.report failed); $$p is the grid's plan.mk
@@ -121,16 +130,26 @@ r="$${p%/plan.mk}/reports"; if [ -n "$$p" ] && [ -f "$$r/analysis.failed.ipynb" 
   $(PY) -m lthlib.report failed "$$r/analysis.failed.ipynb" "$$r/analysis.html" >&2; fi
 endef
 # run a grid: $(1) its params name (or $$LTHLIB_GRID), $(2) how many notebooks at once (a shell word),
-# $(3) the launcher, $(4) more plan arguments. Check the variables, regenerate its plan (cheap), then
-# make its targets. PACK=grid: first train every run of the grid in packs that span its cells
-# (lthlib.schedule), then the notebooks execute, find their runs finished and tell the story.
+# $(3) the launcher, $(4) more plan arguments, $(5) the plan's targets (default all: its notebooks, then its
+# report; runs or report alone), $(6) non-empty: pack by grid (PACK=grid) always. Check the variables, regenerate its plan (cheap), then make its targets.
+# PACK=grid: first train every run of the grid in packs that span its cells (lthlib.schedule), then the
+# notebooks execute, find their runs finished and tell the story. Under make -n the plan is printed, not
+# written (lthlib.plan --dry-run), and the sub-make reads it from stdin: a dry run writes nothing.
 define run_grid
 +@$(check_root); $(check_jobs); g=$(1); $(check_grid); jobs=$(2); \
-p=$$($(call plan,$(4))) && $(if $(filter grid,$(value PACK)),$(if $(dry),echo $(schedule) &&,$(schedule) &&)) \
-  $(MAKE) --no-print-directory -f "$$p" "OUT=$$out" "VENV=$(VENV)" "LAUNCHER=$(3)" -j"$$jobs" all \
-  || { $(withdraw_report); exit 1; }
+$(if $(dry),mk=$$($(call plan,$(4)) --dry-run) && $(if $(call packs,$(5),$(6)),echo $(schedule) &&) \
+  printf '%s\n' "$$mk" | $(MAKE) --no-print-directory -f - $(call sub_make,$(3),$(5)), \
+p=$$($(call plan,$(4))) && $(if $(call packs,$(5),$(6)),$(schedule) &&) \
+  $(MAKE) --no-print-directory -f "$$p" $(call sub_make,$(3),$(5)) || { $(withdraw_report); exit 1; })
 endef
-grid_jobs := $${LTHLIB_NGPU:-$$LTHLIB_JOBS}
+# a grid's sub-make: its variables, how many notebooks at once -- the job slots of make -jN when make runs
+# with one (the sub-make joins its jobserver; a -j of its own would run it apart), else $$jobs -- and targets
+sub_make = "OUT=$$out" "VENV=$(VENV)" "LAUNCHER=$(1)" $(if $(findstring --jobserver,$(MAKEFLAGS)),,-j"$$jobs") \
+  $(or $(2),all)
+# PACK=grid (or a target that always packs by grid: $(2) non-empty) trains the grid's runs first, unless only
+# its report is made
+packs = $(and $(or $(filter grid,$(value PACK)),$(2)),$(filter-out report,$(or $(1),all)))
+grid_jobs := $${LTHLIB_NGPU:-$${LTHLIB_JOBS:-1}}
 define newline
 
 
@@ -140,12 +159,12 @@ endef
 FMNIST_ORDER := fmnist_resnet20_10ep fmnist_resnet20_40ep fmnist_resnet20_160ep fmnist_resnet20_40ep_fresh
 FMNIST_FOUND := $(basename $(notdir $(wildcard params/fmnist_resnet20_*.yaml)))
 FMNIST_GRIDS := $(filter $(FMNIST_FOUND),$(FMNIST_ORDER)) $(sort $(filter-out $(FMNIST_ORDER),$(FMNIST_FOUND)))
-.PHONY: help setup demo report reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
+.PHONY: help setup demo report reproduce-lite params-doc readme-results reproduce-cifar reproduce-cifar-78ep reproduce-cifar-models reproduce-cifar100 \
         reproduce-imagenet reproduce-fmnist grid report index check-report lab test test-slow bench clean clean-runs fashion-mnist
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
-	@echo; echo "Variables: OUT=$$LTHLIB_OUT JOBS=$$LTHLIB_JOBS SET='key=value ...' (override a grid) DATA=/dataset/root"
+	@echo; echo "Variables: OUT=$$LTHLIB_OUT JOBS=N (default 1, the demo 2; make -jN shares N slots instead) SET='key=value ...' (override a grid) DATA=/dataset/root"
 	@echo "           NGPU=N (one GPU per notebook job; ImageNet: torchrun on N GPUs) LAUNCH=slurm|submitit-local SLURM_ARGS='--partition p --gpus 1'"
 
 setup: $(STAMP)  ## create .venv from requirements.txt and register the 'lthlib' Jupyter kernel
@@ -167,8 +186,8 @@ fashion-mnist: | $(STAMP)  ## put real Fashion-MNIST under outputs/data (or DATA
 	    || { echo "error: apt-get failed: install dataset-fashion-mnist or put the IDX files in $$dir/FashionMNIST/raw" >&2; exit 1; }; \
 	  $(PY) -m lthlib.data prepare fashion_mnist "$$dir"; }; }
 
-demo: $(STAMP) fashion-mnist  ## the CPU default: every setting on Fashion-MNIST, 2 lrs x 2 seeds, + HTML report
-	$(call run_grid,demo,2,$(LAUNCHER))
+demo: $(STAMP) fashion-mnist  ## the CPU default: the settings of the paper's definition on Fashion-MNIST, 3 lrs x 3 seeds, + report
+	$(call run_grid,demo,$${LTHLIB_JOBS:-2},$(LAUNCHER))
 	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
 	@echo "Report: $$LTHLIB_OUT/demo/reports/analysis.html   Index: $$LTHLIB_OUT/reports/index.html"
 
@@ -194,9 +213,25 @@ reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50, torchrun on NGPU GPUs: make
 	+@[ -n "$$LTHLIB_DATA" ] || { echo "error: DATA=/path/to/imagenet (with train/ and val/ ImageFolders) is required" >&2; exit 2; }
 	$(call run_grid,imagenet_resnet50,1,$(if $(filter slurm submitit-local,$(value LAUNCH)),$(LAUNCHER)),nproc=$${LTHLIB_NGPU:-1})
 
+# every grid's runs first, then every report: each report pools the other lengths' runs (make -n lists each
+# grid's work in one pass)
+# the lite study: packs across cells (PACK=grid) always; on a machine without a CUDA GPU it prints the
+# planner's estimate and asks first (CONFIRM=yes skips)
+reproduce-lite: $(STAMP) fashion-mnist  ## lite study: ResNet-20 on 8k Fashion-MNIST, 10 epochs, 3 lrs x 3 seeds, every condition (GPU: minutes)
+	@$(check_root); $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())" && exit 0; \
+	$(PY) -m lthlib.plan params/lite_fmnist_resnet20.yaml --out-root "$$out" $(data_arg) --dry-run >/dev/null \
+	  || exit 2; echo "No CUDA GPU here: the lite study trains on this CPU for the time estimated above." >&2; \
+	[ "$$LTHLIB_CONFIRM" = yes ] && exit 0; [ -t 0 ] || { echo "error: run it on a GPU machine, or give" \
+	  "CONFIRM=yes to train on this CPU anyway" >&2; exit 2; }; read -p "Train it here anyway? [y/N] " a; \
+	[ "$$a" = y ] || { echo "nothing run" >&2; exit 1; }
+	$(call run_grid,lite_fmnist_resnet20,$(grid_jobs),$(LAUNCHER),,,grid)
+	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
+	@echo "Report: $$LTHLIB_OUT/lite_fmnist_resnet20/reports/analysis.html   Index: $$LTHLIB_OUT/reports/index.html"
+
 reproduce-fmnist: $(STAMP) fashion-mnist  ## study tier: ResNet-20 on full Fashion-MNIST at 10/40/160 epochs + fresh data order
 	$(if $(strip $(FMNIST_GRIDS)),,$(error no params/fmnist_resnet20_*.yaml grid found: the study tier's grids live there))
-	$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(grid_jobs),$(LAUNCHER))$(newline))
+	$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(grid_jobs),$(LAUNCHER),,$(if $(dry),all,runs))$(newline))
+	$(if $(dry),,$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(grid_jobs),$(LAUNCHER),,report)$(newline)))
 	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
 
 grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]'] [NGPU=4] [LAUNCH=slurm]
@@ -216,6 +251,12 @@ report: $(STAMP)  ## re-render the analysis report of every grid under OUT (neve
 	  $(MAKE) --no-print-directory -f "$$p" "OUT=$$out" "VENV=$(VENV)" report-only || { $(withdraw_report); \
 	  exit 1; }; done; \
 	$(if $(dry),echo) $(PY) -m lthlib.results index "$$out"
+
+params-doc: $(STAMP)  ## the parameter reference (every key: type, default, bounds, doc) as OUT/reports/params.html
+	@$(check_root); $(PY) -m lthlib.cli params-doc --html "$$out/reports/params.html"
+
+readme-results: $(STAMP)  ## after make demo: copy its results and verdicts to results/demo/ and redo README's block
+	@$(check_root); $(PY) -m lthlib.readme publish demo --out "$$out"
 
 index: $(STAMP)  ## rebuild OUT/reports/index.html (links every report and executed notebook)
 	@$(check_root); $(PY) -m lthlib.results index "$$out"

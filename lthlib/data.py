@@ -135,26 +135,47 @@ def _load_cifar(name: str, root: Path, train: bool, download: bool) -> TensorDat
     try:
         ds = cls(str(root), train=train, download=False)
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        data = TensorData(x, torch.tensor(ds.targets, dtype=torch.long), name, str(root / folder))
+        return check_split(data, train, root / folder)
     except Exception as exc:
-        raise DatasetMissingError(f"{_cifar_problem(cls, root / folder, exc)}. Delete {root / folder} "
-                                  f"and run again online (it is downloaded), or extract a good copy of the "
-                                  f"official archive there.") from exc
-    return TensorData(x, torch.tensor(ds.targets, dtype=torch.long), name, str(root / folder))
+        raise DatasetMissingError(f"{_cifar_problem(cls, root / folder, exc, DATASETS[name].classes)}. Delete "
+                                  f"{root / folder} and run again online (it is downloaded), or extract a good "
+                                  f"copy of the official archive there.") from exc
 
 
-def _cifar_problem(cls, folder: Path, exc: Exception) -> str:
-    """Which file of a CIFAR folder torchvision could not read, and why (only called after a failure)."""
-    names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]  # torchvision wants all
-    for name in names:
+def _cifar_problem(cls, folder: Path, exc: Exception, classes: int) -> str:
+    """Which file of a CIFAR folder torchvision could not read, or holds what CIFAR does not, and why (only
+    called after a failure)."""
+    names = [f for f, _ in cls.train_list + cls.test_list]
+    for name in names + [cls.meta["filename"]]:  # torchvision wants all
         path = folder / name
         if not path.is_file():
             return f"{path}: missing (a CIFAR batch file)"
         try:
             with open(path, "rb") as f:
-                pickle.load(f, encoding="latin1")
+                entry = pickle.load(f, encoding="latin1")
         except Exception as err:
             return f"{path}: truncated or corrupt ({type(err).__name__}: {str(err)[:200]})"
+        if name in names and (problem := _cifar_batch_problem(entry, classes)):
+            return f"{path}: {problem}"
+    if isinstance(exc, DatasetMissingError):
+        return str(exc)
     return f"{folder}: the CIFAR batches could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def _cifar_batch_problem(entry, classes: int) -> str | None:
+    """What is wrong with one unpickled CIFAR batch (a dict of ``data``: N x 3072 uint8 rows and
+    ``labels`` or ``fine_labels``: N labels in [0, classes)), or None."""
+    if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & set(entry)):
+        return "not a CIFAR batch (a dict with 'data' and 'labels' or 'fine_labels')"
+    data, labels = np.asarray(entry["data"]), np.asarray(entry.get("labels", entry.get("fine_labels")))
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        return f"its data is {data.dtype} of shape {data.shape}; a CIFAR batch holds uint8 rows of 3072 (3x32x32)"
+    if labels.shape != (len(data),):
+        return f"{len(data)} images with {labels.size} labels; a CIFAR batch has one label per image"
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        return f"label {int(labels.max() if labels.max() >= classes else labels.min())} is not a class (0-{classes - 1})"
+    return None
 
 
 FASHION_MNIST_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -231,11 +252,9 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> TensorData:
                        f"uncompressed IDX files in {raw}/, or run once with internet.")
     _check_fashion_mnist(raw, train)
     ds = _tvd().FashionMNIST(str(root), train=train, download=False)
-    y = ds.targets.long().clone()
-    if len(y) and int(y.max()) >= 10:
-        raise DatasetMissingError(f"{raw / FASHION_MNIST_FILES[train][1]}: label {int(y.max())} is not a "
-                                  f"Fashion-MNIST class (0-9). {_FMNIST_FIX}")
-    return TensorData(ds.data.unsqueeze(1).contiguous(), y, "fashion_mnist", source)
+    data = TensorData(ds.data.unsqueeze(1).contiguous(), ds.targets.long().clone(), "fashion_mnist", source)
+    images, labels = (raw / f for f in FASHION_MNIST_FILES[train])
+    return check_split(data, train, images, labels, fix=_FMNIST_FIX)
 
 
 TINY_FOLDER = "tiny-imagenet-200"
@@ -365,7 +384,49 @@ def _load_tiny_imagenet(root: Path, train: bool) -> TensorData:
         got = _decode_images(files, DATASETS["tiny_imagenet"].size)
         how = "decoded, cached" if _write_cache(cache, *got, sig) else "decoded, not cached"
     x, y = got
-    return TensorData(torch.from_numpy(x), torch.from_numpy(y), "tiny_imagenet", f"{folder} ({how}: {cache.name})")
+    data = TensorData(torch.from_numpy(x), torch.from_numpy(y), "tiny_imagenet", f"{folder} ({how}: {cache.name})")
+    return check_split(data, train, cache if how == "cached decode" else folder, classes=len(wnids),
+                       fix=f"Delete {cache} (it is decoded again from {folder}).")
+
+
+def check_split(data: TensorData, train: bool, images, labels=None, classes: int | None = None,
+                fix: str = "") -> TensorData:
+    """``data`` when it is what its dataset holds: uint8 images of the dataset's shape, one int64 label
+    each within [0, classes), and in a training split every class (a file of random labels, or all
+    zeros, would train silently); else a DatasetMissingError naming ``images`` / ``labels`` (the files or
+    folder read) and ``fix``."""
+    spec, split = DATASETS[data.name], "training" if train else "test"
+    labels, classes = labels or images, classes or spec.classes
+    shape = (spec.channels, spec.size, spec.size)
+    x, y = data.x, data.y
+    if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != shape or not len(x):
+        raise DatasetMissingError(f"{images}: the {split} images are {len(x):,} of {tuple(x.shape[1:])} "
+                                  f"({x.dtype}); {data.name} has uint8 images of {' x '.join(map(str, shape))} "
+                                  f"(channels x height x width). {fix}".rstrip())
+    if y.dim() != 1 or len(y) != len(x) or y.dtype != torch.int64:
+        raise DatasetMissingError(f"{labels}: {len(y):,} {split} labels ({y.dtype}) for {len(x):,} images; "
+                                  f"one integer label per image. {fix}".rstrip())
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= classes:
+        raise DatasetMissingError(f"{labels}: label {lo if lo < 0 else hi} is not a {data.name} class "
+                                  f"(0-{classes - 1}). {fix}".rstrip())
+    present = torch.bincount(y, minlength=classes) > 0
+    if train and not bool(present.all()):
+        missing = torch.nonzero(~present).flatten().tolist()
+        raise DatasetMissingError(f"{labels}: the training labels hold {int(present.sum())} of the {classes} "
+                                  f"classes of {data.name} (none of class {', '.join(map(str, missing[:10]))}"
+                                  f"{' ...' if len(missing) > 10 else ''}): not the dataset, or not its labels. "
+                                  f"{fix}".rstrip())
+    return data
+
+
+def digest(data: TensorData) -> str:
+    """The sha256 of a split's content: its shapes, then the raw bytes of its images and labels (about
+    0.1 s for Fashion-MNIST's 60,000 training images): what a run's config names as the data it trained on."""
+    h = hashlib.sha256(f"{tuple(data.x.shape)} {data.x.dtype} {tuple(data.y.shape)} {data.y.dtype}\n".encode())
+    for t in (data.x, data.y):
+        h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+    return h.hexdigest()
 
 
 def load_split(name: str, root, train: bool, download: bool = True) -> TensorData:
@@ -406,7 +467,7 @@ def load_data(name: str, root, n_train: int | None = None, n_test: int | None = 
     if n_test:
         idx = stratified_subset(test.y, n_test, subset_seed)
         test = TensorData(test.x[idx], test.y[idx], test.name, test.source)
-    return train, test
+    return tuple(TensorData(d.x, d.y, d.name, f"{d.source} [sha256 {digest(d)}]") for d in (train, test))
 
 
 class Batches:
@@ -557,7 +618,7 @@ def imagenet_loaders(root, batch_size: int, workers: int = 8, eval_batch_size: i
 
 
 __all__ = ["DATASETS", "DatasetSpec", "dataset_spec", "TensorData", "Batches", "load_data", "load_split", "stratified_subset",
-           "augment_batch", "imagenet_loaders", "EpochLoader"]
+           "augment_batch", "imagenet_loaders", "EpochLoader", "check_split", "digest"]
 
 
 def prepare(name: str, root) -> str:

@@ -29,18 +29,20 @@ from typing import Literal, get_args, get_origin
 
 import yaml
 
-from . import registry
+from . import registry, variants
 from .data import DATASETS
 from .errors import ConfigError
 from .models import MODELS
+from .ownmodels import import_model_module
 from .runs import project_path
 
 
 def opt(default, doc: str = "", identity: str | None = None, ge=None, gt=None, le=None, lt=None,
-        choices=None, pattern: str | None = None):
-    """A schema field: its default, doc, identity role and bounds (checked by ``validate``)."""
+        choices=None, pattern: str | None = None, max_len: int | None = None):
+    """A schema field: its default, doc, identity role and bounds (checked by ``validate``; ``max_len``:
+    the most entries a list may hold)."""
     meta = {"doc": doc, "identity": identity, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices,
-            "pattern": pattern}
+            "pattern": pattern, "max_len": max_len}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -50,6 +52,14 @@ NAME_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"  # a plain name: no path, no lead
 # identity roles: in every run's identity; only away from the default (options added after runs existed);
 # in the identity of the runs of the settings that name the field in their registry ``params`` only
 ALWAYS, IF_SET, SETTING = "always", "if_set", "setting"
+# Upper bounds: generous (far beyond any grid of the paper) so that only a typo or a unit mistake hits
+# them, and low enough that such a typo is refused at load time, not after hours of planning or training.
+MAX_EPOCHS = 10_000     # the paper's longest schedule is 160 epochs (90 on ImageNet): 60x that
+MAX_BATCH = 65_536      # the paper's largest batch is 1,024 (ImageNet): 64x that
+MAX_ROUNDS = 100        # IMP round 100 keeps 0.8^100 = 2e-10 of the weights: nothing left to prune
+MAX_SEED = 2**31 - 1    # seeds are combined (seed * 1,000,003 + epoch, seed + offsets) within 64 bits
+MAX_LIST = 100          # lrs, seeds, sparsities, milestones per grid: the paper's grids use <= 14
+MAX_THREADS = 1024      # more threads (or processes) than the largest machines have cores
 
 
 @dataclass
@@ -58,17 +68,19 @@ class Data:
                        choices=lambda: tuple(DATASETS))
     data_root: str = opt("outputs/data", "where datasets live (relative to the project root)")
     download: bool = opt(True, "try to download a missing dataset")
-    n_train: int = opt(0, "stratified training subset size; 0 = the full training set", ALWAYS, ge=0)
-    n_test: int = opt(0, "stratified test subset size; 0 = the full test set", ALWAYS, ge=0)
-    subset_seed: int = opt(0, "seed of the subsets", ALWAYS)
+    n_train: int = opt(0, "stratified training subset size, at most the dataset's; 0 = the full training set",
+                       ALWAYS, ge=0)
+    n_test: int = opt(0, "stratified test subset size, at most the dataset's; 0 = the full test set", ALWAYS,
+                      ge=0)
+    subset_seed: int = opt(0, "seed of the subsets", ALWAYS, ge=0, le=MAX_SEED)
     augment: bool = opt(True, "random crop (zero pad) + horizontal flip", ALWAYS)
 
 
 @dataclass
 class Recipe:
     """The training recipe; defaults are the official CIFAR recipe (SPEC section 5)."""
-    epochs: int = opt(160, "training epochs of every run", ALWAYS, ge=1)
-    batch_size: int = opt(64, "global batch size", ALWAYS, ge=1)
+    epochs: int = opt(160, "training epochs of every run", ALWAYS, ge=1, le=MAX_EPOCHS)
+    batch_size: int = opt(64, "global batch size", ALWAYS, ge=1, le=MAX_BATCH)
     lr: float = opt(0.1, "base learning rate of this cell", ALWAYS, gt=0)
     momentum: float = opt(0.9, "SGD momentum", ALWAYS, ge=0, lt=1)
     weight_decay: float = opt(1e-4, "L2 weight decay", ALWAYS, ge=0)
@@ -76,35 +88,43 @@ class Recipe:
     nesterov: bool = opt(False, "Nesterov momentum", ALWAYS)
     lr_schedule: Literal["multistep", "cosine"] = opt("multistep", "per-iteration LR schedule", ALWAYS)
     milestones: list[float] = opt([0.5, 0.75], "fractions of training where the LR drops x gamma", ALWAYS,
-                                  ge=0, le=1)
+                                  ge=0, le=1, max_len=MAX_LIST)
     gamma: float = opt(0.1, "LR drop factor at each milestone", ALWAYS, gt=0, le=1)
-    warmup_epochs: int = opt(0, "linear warmup epochs", ALWAYS, ge=0)
+    warmup_epochs: int = opt(0, "linear warmup epochs (fewer than epochs)", ALWAYS, ge=0, le=MAX_EPOCHS)
     label_smoothing: float = opt(0.0, "cross-entropy label smoothing", ALWAYS, ge=0, lt=1)
     mixup: float = opt(0.0, "mixup alpha (ImageNet recipe: 0.2); 0 = off", IF_SET, ge=0)
     amp: Literal["none", "bf16", "fp16"] = opt("none", "autocast precision (fp16: CUDA only)", ALWAYS)
     channels_last: bool = opt(False, "NHWC memory format", ALWAYS)
-    eval_batch_size: int = opt(1024, "test-set batch size", ge=1)
-    eval_every: int = opt(1, "evaluate the test set every N epochs (the last epoch always)", IF_SET, ge=1)
+    eval_batch_size: int = opt(1024, "test-set batch size", ge=1, le=MAX_BATCH)
+    eval_every: int = opt(1, "evaluate the test set every N epochs (the last epoch always)", IF_SET, ge=1,
+                          le=MAX_EPOCHS)
 
 
 @dataclass
 class Pruning:
-    seed: int = opt(1, "this cell's seed: init and data order of the dense and LT runs")
-    rr_seed_offset: int = opt(1000, "RR init seed = seed + rr_seed_offset", ge=1)
+    seed: int = opt(1, "this cell's seed: init and data order of the dense and LT runs", ge=0, le=MAX_SEED)
+    rr_seed_offset: int = opt(1000, "RR init seed = seed + rr_seed_offset", ge=1, le=MAX_SEED)
     rr_changes_data: bool = opt(False, "RR also changes the data order (the official behaviour)")
     data_order: Literal["replay", "fresh"] = opt(
         "replay", "replay: LT replays the dense run's data order (official); fresh: LT and RR both use a "
         "data order the dense run did not", IF_SET)
-    imp_rounds: int = opt(14, "LT-IMP/RR-IMP rounds; round r has sparsity 1 - (1-imp_rate)^r", ge=0)
+    imp_rounds: int = opt(14, "LT-IMP/RR-IMP rounds; round r has sparsity 1 - (1-imp_rate)^r", ge=0,
+                         le=MAX_ROUNDS)
     imp_rate: float = opt(0.2, "fraction of the remaining weights pruned per IMP round", gt=0, lt=1)
-    sparsities: list[float] = opt([], "OMP / one-shot retrain / random-pruning sparsities", ge=0, lt=1)
+    sparsities: list[float] = opt([], "OMP / one-shot retrain / random-pruning sparsities", ge=0, lt=1,
+                                  max_len=MAX_LIST)
     prune_cap: float = opt(0.99, "no layer pruned beyond this sparsity; 1.0 disables the cap", ALWAYS, gt=0,
                            le=1)
     random_mode: Literal["layerwise", "global"] = opt(
         "layerwise", "random pruning: LT-OMP per-layer densities, or uniform over the prunable pool")
     rewind_epoch: int = opt(0, "weight rewinding: the dense run's weights after this epoch start the WR runs, "
                             "which train the remaining epochs; 0 = 5% of the epochs (8 of 160, the paper's), "
-                            "at least 1", SETTING, ge=0)
+                            "at least 1", SETTING, ge=0, le=MAX_EPOCHS)
+    trajectory_points: int = opt(0, "loss-surface trajectories (report): the LT-IMP and LT-OMP runs at the "
+                                 "sparsity nearest trajectory_sparsity, first seed, every lr, keep their weights "
+                                 "after this many evenly spaced epochs (0: none; not in any identity)", ge=0, le=200)
+    trajectory_sparsity: float = opt(0.832, "the sparsity whose LT runs keep trajectory weights (the nearest "
+                                     "IMP round / one-shot sparsity of the grid)", ge=0, lt=1)
 
 
 @dataclass
@@ -120,11 +140,16 @@ class Runtime:
     deterministic: bool = opt(False, "CUDA: deterministic kernels, no TF32, fixed cuBLAS workspace "
                               "(bitwise repeatable, slower); CPU runs are repeatable anyway")
     pack: Literal["auto", "on", "off"] = opt("auto", "train several tickets in one packed pass: auto = on CUDA")
-    pack_size: int = opt(16, "most tickets per pack", ge=1)
-    nproc: int = opt(1, "processes (GPUs) per run: > 1 launches torchrun (DDP)", ge=1)
-    threads: int = opt(0, "torch threads; 0 = torch's default", ge=0)
+    pack_size: int = opt(16, "most tickets per pack", ge=1, le=MAX_BATCH)
+    nproc: int = opt(1, "processes (GPUs) per run: > 1 launches torchrun (DDP)", ge=1, le=MAX_THREADS)
+    threads: int = opt(0, "torch threads; 0 = torch's default", ge=0, le=MAX_THREADS)
     workers: int = opt(1, "CPU: train the runs of one wave in this many processes at once (two 1-thread "
                        "processes beat one 2-thread process); results are the same", ge=1, le=64)
+    step_variant: str = opt("auto", "the training step's formulation (lthlib.variants): auto = the fastest "
+                            "`make bench` measured for this model, device and pack size (else the flags); "
+                            "flags = cuda_graph/compile as set; or a name such as s2d+graph. fp32 variants "
+                            "train the same run up to float noise (not in any identity)",
+                            pattern=r"[a-z0-9+-]+")
     device: str = opt("auto", "auto (cuda when present) | cpu | cuda | cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
     out_root: str = opt("outputs", "output root (relative to the project root)")
     notebooks: Literal["per_cell", "per_setting"] = opt(
@@ -136,15 +161,19 @@ class Runtime:
 class Grid:
     name: str = opt("adhoc", "grid name: runs land in <out_root>/<name>/runs/", pattern=NAME_PATTERN)
     description: str = opt("", "free text shown in reports")
-    model: str = opt("lenet5", "see lthlib.models.MODELS", ALWAYS, choices=lambda: tuple(MODELS))
-    lrs: list[float] = opt([], "the grid's learning rates (default: [lr])", gt=0)
-    seeds: list[int] = opt([], "the grid's seeds (default: [seed])")
+    model: str = opt("lenet5", "see lthlib.models.MODELS (or a model of yours: model_module)", ALWAYS,
+                     choices=lambda: tuple(MODELS))
+    model_module: str = opt("", "a module of yours that registers models (lthlib.register_model), imported "
+                            "before 'model' is looked up: a dotted name, or a .py file relative to the project "
+                            "root; '' = none (the run's identity holds the model's fingerprint, not this)")
+    lrs: list[float] = opt([], "the grid's learning rates (default: [lr])", gt=0, max_len=MAX_LIST)
+    seeds: list[int] = opt([], "the grid's seeds (default: [seed])", ge=0, le=MAX_SEED, max_len=MAX_LIST)
     settings: list[str] = opt([], "the settings the grid runs (default: all)", choices=lambda: registry.NAMES)
     sparse_lrs: list[float] = opt([], "the sparse-training lrs (paper Table 4): the dense model of a cell trains "
                                   "at the cell's lr, every subnetwork run at each of these; [] = the cell's lr",
-                                  gt=0)
+                                  gt=0, max_len=MAX_LIST)
     full_epochs: int = opt(0, "the full training schedule of this recipe (condition ⑤'s best dense model is looked up "
-                           "at this length); 0 = this grid's epochs", ge=0)
+                           "at this length); 0 = this grid's epochs", ge=0, le=MAX_EPOCHS)
 
 
 @dataclass
@@ -155,6 +184,13 @@ class Experiment(Grid, Data, Recipe, Pruning, Runtime):
         self.lrs = self.lrs or [self.lr]
         self.seeds = self.seeds or [self.seed]
         self.settings = self.settings or list(registry.NAMES)
+
+    def __setstate__(self, state: dict):
+        """Unpickled in another process (a worker, a spawned wave): import model_module first, so that
+        the model it registers is known there too."""
+        if state.get("model_module"):
+            import_model_module(state["model_module"], "parameters (unpickled)")
+        self.__dict__.update(state)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -266,6 +302,9 @@ def _check_bounds(key: str, value, meta: dict, source: str) -> None:
             raise ConfigError(f"{source}: key {key!r} = {_short(v)} must match {meta['pattern']}"
                               + (" (a plain name, not a path): letters, digits, _ - and ., not starting with a "
                                  "dot" if meta["pattern"] == NAME_PATTERN else ""))
+    if isinstance(value, list) and meta["max_len"] is not None and len(value) > meta["max_len"]:
+        raise ConfigError(f"{source}: key {key!r} lists {len(value):,} values; at most {meta['max_len']} are "
+                          f"accepted (a grid of that many is a mistake, or a job for several grids)")
     if isinstance(value, list) and len(set(value)) != len(value):
         raise ConfigError(f"{source}: key {key!r} lists a value twice: {_short(value)}")
 
@@ -276,6 +315,8 @@ def validate(values: dict, source: str) -> dict:
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: a params file must be a mapping of key: value, got {type(values).__name__}")
     out = {}
+    if values.get("model_module"):  # first: the model it registers is then a choice of 'model'
+        values = {"model_module": values["model_module"], **values}
     for key, value in values.items():
         if key not in FIELDS:
             close = difflib.get_close_matches(str(key)[:100], list(FIELDS), n=1)
@@ -285,6 +326,8 @@ def validate(values: dict, source: str) -> dict:
         if out[key] == [] and key in ("lrs", "seeds", "settings"):
             raise ConfigError(f"{source}: key {key!r} is empty: a grid needs at least one (or leave it out)")
         _check_bounds(key, out[key], FIELDS[key].metadata, source)
+        if key == "model_module" and out[key]:
+            import_model_module(out[key], source)
     return out
 
 
@@ -295,6 +338,13 @@ def check_values(exp: Experiment, source: str) -> None:
         fits = ", ".join(n for n, m in MODELS.items() if m.input_kind == data.model_kind)
         raise ConfigError(f"{source}: key 'model' {exp.model!r} is a model for {model.input_kind} images; "
                           f"dataset {exp.dataset!r} takes one of: {fits}")
+    _check_sizes(exp, source)
+    if exp.step_variant not in ("auto", "flags"):
+        step = variants.parse(exp.step_variant, f"{source}: key 'step_variant'")
+        if not variants.holds(exp, step):
+            raise ConfigError(f"{source}: key 'step_variant' {exp.step_variant!r} trains in {step.amp} precision "
+                              f"or as a captured graph, which this recipe (amp {exp.amp!r}, mixup {exp.mixup}, "
+                              f"nproc {exp.nproc}) does not allow; give another, or auto")
     rewinds = {"wr_imp", "wr_omp"} & set(exp.settings)
     if rewinds and exp.rewind_epoch and exp.rewind_epoch >= exp.epochs:
         raise ConfigError(f"{source}: key 'rewind_epoch' {exp.rewind_epoch} leaves no epoch to train after "
@@ -308,6 +358,20 @@ def check_values(exp: Experiment, source: str) -> None:
                           f"tickets of a pack (an overflow in one skips every ticket's step); use amp: bf16, "
                           f"or pack: off")
     _check_cuda_graph(exp, source)
+
+
+def _check_sizes(exp: Experiment, source: str) -> None:
+    """Subsets within the dataset (a larger one would be the full set under another name: another run
+    identity for the same data) and a warm-up that ends before the run does."""
+    data = DATASETS[exp.dataset]
+    for key, full, what in (("n_train", data.train_size, "training"), ("n_test", data.test_size, "test")):
+        if getattr(exp, key) > full:
+            raise ConfigError(f"{source}: key {key!r} {getattr(exp, key):,} is more than the {full:,} {what} "
+                              f"images of {exp.dataset}; give at most {full:,}, or 0 for the full set")
+    if exp.warmup_epochs and exp.warmup_epochs >= exp.epochs:
+        raise ConfigError(f"{source}: key 'warmup_epochs' {exp.warmup_epochs} is not shorter than the run "
+                          f"({exp.epochs} epochs): the learning rate would never leave the warm-up; set "
+                          f"warmup_epochs below epochs (0 for none, e.g. in a short smoke run)")
 
 
 def _check_cuda_graph(exp: Experiment, source: str) -> None:
@@ -437,9 +501,12 @@ def load_params_file(path) -> dict:
 def load(params_file=None, overrides: dict | None = None, **kw) -> Experiment:
     """An Experiment from a params file (optional) with ``overrides`` (a mapping) and keywords on top,
     fully validated; errors name the file and key."""
-    values = load_params_file(params_file) if params_file else {}
     source = str(params_file) if params_file else "parameters"
-    values.update(validate({**(overrides or {}), **kw}, f"{source} (overrides)"))
+    given = {**(overrides or {}), **kw}
+    if isinstance(given.get("model_module"), str) and given["model_module"]:  # the file may name its model
+        import_model_module(given["model_module"], f"{source} (overrides)")
+    values = load_params_file(params_file) if params_file else {}
+    values.update(validate(given, f"{source} (overrides)"))
     exp = Experiment(**values)
     check_values(exp, source)
     return exp

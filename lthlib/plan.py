@@ -12,7 +12,11 @@ plan and every notebook; ``--set`` takes them as one string split like a shell l
 No value is written into plan.mk unescaped: the overrides travel in the YAML files.
 
 The plan's size (runs, ticket-epochs, images) and an estimate in hours go to stderr; stdout is the path
-of plan.mk (the Makefile reads it).
+of plan.mk (the Makefile reads it). ``--dry-run`` (``make -n``) writes nothing: stdout is the plan itself,
+with a rule for each parameter file that would change (make reads it from stdin).
+
+A report depends on its grid's notebooks and on the runs stamps (``<grid>/notebooks/runs.stamp``, touched
+after any of a grid's notebooks ran) of the grids it pools, so it is redone when their runs change.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from . import layout, registry, settings as protocol
 from .data import DATASETS
 from .models import MODELS
 from .errors import ConfigError
-from .params import Experiment, load, parse_sets, read_yaml, split_set, validate
+from .params import Experiment, load, load_params_file, parse_sets, read_yaml, split_set, validate
 from .runs import atomic_write_text, fmt_num, project_path
 from .schedule import pack_rate
 
@@ -61,6 +65,33 @@ def target_name(setting: str, lr: float | None, seed: int | None) -> str:
 
 
 # ----------------------------------------------------------------------------- the plan
+# What a setting's runs can be made from, as the plans say (``lthlib.settings``): one run per one-shot
+# sparsity, per IMP round, or (SDT) per either; a probe value of each gives a setting its runs.
+PLAN_INPUTS = {"sparsities": ("[]", "sparsity", {"sparsities": [0.5]},
+                              "give at least one sparsity, e.g. sparsities: [0.59]"),
+               "imp_rounds": ("0", "IMP round", {"imp_rounds": 1}, "give at least one round, e.g. imp_rounds: 4")}
+
+
+def check_plan_inputs(exp: Experiment, source: str, given: dict | None = None) -> None:
+    """Every setting the grid lists plans runs in its cells; one that plans none for want of sparsities
+    or IMP rounds (``sparsities: []``, ``imp_rounds: 0``, or left at those defaults) is a ConfigError
+    naming the file (``given``: key -> where the grid gave it) and the key. A setting the plans leave
+    empty for another reason (weight rewinding in a one-epoch run: nothing to rewind to) passes."""
+    given, cell = given or {}, protocol.cells(exp)[0]
+    empty = [s for s in registry.NAMES if s in exp.settings and not protocol.plan(cell, s)]
+    lacks = {key: [s for s in empty if protocol.plan(cell.replace(**probe), s)]
+             for key, (_, _, probe, _) in PLAN_INPUTS.items()}
+    either = set(lacks["sparsities"]) & set(lacks["imp_rounds"])  # SDT: one run per IMP or one-shot sparsity
+    for key in sorted(PLAN_INPUTS, key=lambda k: k not in given):  # what the grid gave first
+        need = [f"{s} (needs sparsities or imp_rounds)" if s in either else s for s in lacks[key]]
+        if need:
+            value, per, _, fix = PLAN_INPUTS[key]
+            how = f"is {value}" + ("" if key in given else " (its default: not given)")
+            names = ", ".join(n.split(" ")[0] for n in need)
+            raise ConfigError(f"{given.get(key, source)}: key {key!r} {how}, but settings {', '.join(need)} "
+                              f"train one run per {per}: {fix}, or leave {names} out of 'settings'")
+
+
 @dataclass
 class Plan:
     grid: str
@@ -73,6 +104,9 @@ class Plan:
 def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
     """The plan of ``params_file`` with overrides ``sets`` (validated by the one loader, params.load)."""
     exp = load(params_file, sets)
+    given = {**dict.fromkeys(load_params_file(params_file), params_file),
+             **dict.fromkeys(sets, f"{params_file} (overrides)")}
+    check_plan_inputs(exp, params_file, given)
     settings = [s for s in registry.NAMES if s in exp.settings]
     deps = {s: protocol.depends(exp, s) for s in settings}
     for s in settings:  # a setting needs its dependencies in the grid
@@ -89,8 +123,26 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
         f"notebooks/analysis.py -> {exp.name}/reports/analysis.ipynb",
         {"params_file": params_file, "overrides": {**sets, "out_root": out_root}}, exp.as_dict())
     text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells, deps)
-                     + _report_rules(exp.name, cells))
+                     + _report_rules(exp.name, cells, pooled_grids(exp, sets)))
     return Plan(exp.name, text, params, plan_size(exp, settings), exp)
+
+
+def pooled_grids(exp: Experiment, sets: dict, params_dir: str = "params") -> list[str]:
+    """The other grids whose runs the grid's report may pool (the analysis notebook's ``pool_grids``, by
+    default every grid with runs, counts those of the same model and dataset: ``results.pooled_runs``):
+    the grids of ``params_dir``'s files (as the notebook finds them) of that model and dataset, with the
+    report's overrides ``sets``. Their runs stamps are prerequisites of the report."""
+    out = []
+    for f in sorted(project_path(params_dir).glob("*.yaml")):
+        try:
+            values = {**load_params_file(f), **{k: v for k, v in sets.items() if k != "name"}}
+        except ConfigError:
+            continue  # the report leaves out a grid whose file does not load
+        name = values.get("name", Experiment.name)
+        same = all(values.get(k, getattr(Experiment, k)) == getattr(exp, k) for k in ("model", "dataset"))
+        if same and name != exp.name and name not in out:
+            out.append(name)
+    return out
 
 
 def _cell_params(exp: Experiment, params_file: str, sets: dict, out_root: str, setting: str, lr: float,
@@ -127,26 +179,34 @@ def _header(params_file: str, exp: Experiment, settings: list[str]) -> list[str]
         f"PARAMS := {mk_escape(params_file, 'params file')}",
         "VENV ?= .venv",
         "PAPERMILL ?= $(VENV)/bin/papermill",
-        "PMFLAGS ?= --log-output --kernel lthlib",
+        "PMFLAGS ?= --log-output --no-progress-bar --kernel lthlib",
+        "NBRUN ?= $(VENV)/bin/python lthlib/nbrun.py",
         "LAUNCHER ?=",
         "SRC := $(OUT)/.nbsrc",
         "",
         "# Execute notebook $(1) to $(2) with the parameters in $(2:.ipynb=.params.yaml) (through $(LAUNCHER)",
-        "# unless $(3)): to a temporary name first, renamed only on success; a failure leaves",
-        "# $(2:.ipynb=).failed.ipynb to read, and make retries next time.",
+        "# unless $(3), the report): to a temporary name of this job first, renamed only on success; a failure",
+        "# leaves $(2:.ipynb=).failed.ipynb to read, and make retries next time. NBRUN (lthlib/nbrun.py) prints",
+        "# a line when it starts and one when it ends (trained / reused / rendered, its time) and the epoch",
+        "# lines between; the executed notebook keeps the whole log.",
         "define run_nb",
         "@mkdir -p $(dir $(2))",
-        "@echo '==> $(notdir $(2))'",
-        "$(if $(3),,$(LAUNCHER)) $(PAPERMILL) $(1) $(2).tmp.ipynb $(PMFLAGS) "
-        "-f $(basename $(2)).params.yaml \\",
-        "  && mv -f $(2).tmp.ipynb $(2) && rm -f $(basename $(2)).failed.ipynb \\",
-        "  || { mv -f $(2).tmp.ipynb $(basename $(2)).failed.ipynb 2>/dev/null; \\",
+        "@$(NBRUN) $(notdir $(2)) $(if $(3),--report) -- $(if $(3),,$(LAUNCHER)) $(PAPERMILL) $(1) "
+        "$(2).$$$$.tmp.ipynb $(PMFLAGS) -f $(basename $(2)).params.yaml \\",
+        "  && mv -f $(2).$$$$.tmp.ipynb $(2) && rm -f $(basename $(2)).failed.ipynb \\",
+        "  || { mv -f $(2).$$$$.tmp.ipynb $(basename $(2)).failed.ipynb 2>/dev/null; \\",
         "       echo 'FAILED: $(2) -- read $(basename $(2)).failed.ipynb' >&2; exit 1; }",
         "endef",
         "",
         ".PHONY: all runs report",
         "all: runs report",
     ]
+
+
+def runs_stamp(grid: str) -> str:
+    """The file a grid's plan touches after any of its notebooks was executed: the reports that pool the
+    grid's runs depend on it (``pooled_grids``)."""
+    return f"{NB.format(grid=grid)}/runs.stamp"
 
 
 def _notebook_rules(grid: str, cells: list, deps: dict) -> list[str]:
@@ -159,17 +219,21 @@ def _notebook_rules(grid: str, cells: list, deps: dict) -> list[str]:
         rules += [f"{t}: $(SRC)/{entry.notebook}.ipynb {t[:-6]}.params.yaml {need}".rstrip(),
                   "\t$(call run_nb,$<,$@)", ""]
         targets.append(t)
-    return ["runs: " + " \\\n  ".join(targets), ""] + rules
+    stamp = ["# newer than every executed notebook of the grid: what the reports pooling its runs depend on",
+             f"{runs_stamp(grid)}: " + " \\\n  ".join(targets), "\t@touch $@", ""]
+    return ["runs: " + " \\\n  ".join(targets + [runs_stamp(grid)]), ""] + rules + stamp
 
 
-def _report_rules(grid: str, cells: list) -> list[str]:
+def _report_rules(grid: str, cells: list, pooled: list[str]) -> list[str]:
     nb, rep = NB.format(grid=grid), f"$(OUT)/{grid}/reports"
     targets = [f"{nb}/{target_name(s, lr, seed)}" for lr, seed, s in cells]
+    # the runs of the grids the report pools (those that have run: a wildcard, read when make starts)
+    targets += [f"$(wildcard {runs_stamp(g)})" for g in pooled]
     return [
         "# the analysis report: after every run of the grid (report), or now from what exists (report-only)",
         "define render_report",
         f"$(call run_nb,$(SRC)/analysis.ipynb,{rep}/analysis.ipynb,local)",
-        f"$(VENV)/bin/python -m lthlib.results render {rep}/analysis.ipynb {rep}/analysis.html",
+        f"@$(VENV)/bin/python -m lthlib.results render {rep}/analysis.ipynb {rep}/analysis.html",
         "endef",
         ".PHONY: report-only",
         f"report: {rep}/analysis.html",
@@ -181,7 +245,8 @@ def _report_rules(grid: str, cells: list) -> list[str]:
         "",
         "$(SRC)/%.ipynb: notebooks/%.py",
         "\t@mkdir -p $(@D)",
-        "\t$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel lthlib -o $@.tmp.ipynb $< && mv -f $@.tmp.ipynb $@",
+        "\t@$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel lthlib -o $@.$$$$.tmp.ipynb $< \\",
+        "\t  && mv -f $@.$$$$.tmp.ipynb $@",
         "",
     ]
 
@@ -220,6 +285,13 @@ def read_rates(out_root: str, model: str) -> tuple[dict, str]:
         except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
             raise ConfigError(f"{path}: not the rates `make bench` writes ({type(exc).__name__}: {exc}); run "
                               f"`make bench` again or delete the file") from None
+        for dev, by_size in measured.items():
+            bad = {k: v for k, v in by_size.items() if k < 1 or not math.isfinite(v) or v <= 0}
+            if bad or not by_size:
+                k, v = next(iter(bad.items())) if bad else ("-", "none")
+                raise ConfigError(f"{path}: {model} {dev} pack_rates {k}: {v}: a rate is a positive number "
+                                  f"of ticket-images per second at a pack size >= 1; run `make bench` again "
+                                  f"or delete the file")
         if measured:
             rates.update(measured)
             source = f"{', '.join(sorted(measured))} measured ({path})"
@@ -258,11 +330,30 @@ def describe_size(plan: Plan, out_root: str) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
+def unchanged(path: Path, text: str) -> bool:
+    try:
+        return path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def write_if_changed(path: Path, text: str) -> bool:
-    if path.exists() and path.read_text() == text:
+    if unchanged(path, text):
         return False
     atomic_write_text(path, text)
     return True
+
+
+def dry_run_text(plan: Plan, root: Path) -> str:
+    """plan.mk for ``make -n`` (read from stdin: nothing is written): the plan, plus a rule for every
+    parameter file whose text would change, so make lists what that change would re-execute; the files
+    themselves are left as they are (a dry run with another SET does not re-execute anything later)."""
+    lines = [plan.text, "# make -n: the parameter files this plan would write (a dry run writes nothing)",
+             ".PHONY: lthlib-dry-run", "lthlib-dry-run:", ""]
+    for rel, text in plan.params.items():
+        if not unchanged(root / rel, text):
+            lines += [f"$(OUT)/{rel}: lthlib-dry-run", "\t@echo 'new parameters: $@'", ""]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -271,6 +362,8 @@ def main(argv=None) -> int:
     ap.add_argument("sets", nargs="*", help="key=value overrides (YAML values)")
     ap.add_argument("--set", default="", help="more key=value pairs in one string (make's SET=); these win")
     ap.add_argument("--out-root", default="outputs")
+    ap.add_argument("--dry-run", action="store_true", help="write nothing: print the plan (for make -n, which "
+                    "reads it from stdin) with rules for the parameter files that would change")
     a = ap.parse_intermixed_args(argv)
     try:
         sets = parse_sets(a.sets, "command-line overrides")
@@ -281,11 +374,14 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     root = Path(a.out_root)
+    print(summary, file=sys.stderr)
+    if a.dry_run:
+        print(dry_run_text(plan, root))
+        return 0
     for rel, text in plan.params.items():
         write_if_changed(root / rel, text)
     path = root / plan.grid / "plan.mk"
     write_if_changed(path, plan.text)
-    print(summary, file=sys.stderr)
     print(path)
     return 0
 

@@ -140,7 +140,7 @@ def test_fashion_mnist_images_and_labels_must_agree(fmnist_root, tmp_path, monke
     with pytest.raises(DatasetMissingError, match="200 images of 28x28 with 10 labels"):
         D.load_split("fashion_mnist", tmp_path, False, download=False)
     write_idx(raw / "t10k-labels-idx1-ubyte", np.full(200, 12, dtype=np.uint8))
-    with pytest.raises(DatasetMissingError, match="label 12 is not a Fashion-MNIST class"):
+    with pytest.raises(DatasetMissingError, match=r"t10k-labels-idx1-ubyte: label 12 is not a fashion_mnist class \(0-9\)"):
         D.load_split("fashion_mnist", tmp_path, False, download=False)
 
 
@@ -360,3 +360,84 @@ def test_tiny_imagenet_experiments_validate_with_its_models():
         assert lthlib.load(None, {"dataset": "tiny_imagenet", "model": model}).model == model
     with pytest.raises(ConfigError, match="'resnet18' is a model for imagenet images.*resnet18_tiny"):
         lthlib.load(None, {"dataset": "tiny_imagenet", "model": "resnet18"})
+
+
+# ----------------------------------------------------------------------------- content checks (issue 23, item 9)
+def test_fashion_mnist_labels_must_be_the_datasets(fmnist_root, tmp_path, monkeypatch):
+    """All-zero or out-of-range labels, or images of another shape, are refused naming the file (they
+    trained silently before)."""
+    from conftest import write_idx
+    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    raw = _copy_fmnist(fmnist_root, tmp_path)
+    labels = raw / "train-labels-idx1-ubyte"
+    good = labels.read_bytes()
+    write_idx(labels, np.zeros(640, dtype=np.uint8))
+    with pytest.raises(DatasetMissingError, match=f"{labels}: the training labels hold 1 of the 10 classes of "
+                                                  r"fashion_mnist \(none of class 1, 2, 3"):
+        D.load_split("fashion_mnist", tmp_path, True, download=False)
+    write_idx(labels, np.arange(640) % 11)
+    with pytest.raises(DatasetMissingError, match=f"{labels}: label 10 is not a fashion_mnist class"):
+        D.load_split("fashion_mnist", tmp_path, True, download=False)
+    labels.write_bytes(good)
+    images = raw / "train-images-idx3-ubyte"
+    write_idx(images, np.zeros((640, 32, 32), dtype=np.uint8))
+    with pytest.raises(DatasetMissingError, match=f"{images}: 640 images of 32x32"):
+        D.load_split("fashion_mnist", tmp_path, True, download=False)
+
+
+def test_a_cifar_batch_of_the_wrong_shape_or_labels_is_named(cifar_root, tmp_path):
+    import pickle
+    import shutil
+    folder = tmp_path / "cifar-10-batches-py"
+    shutil.copytree(cifar_root / "cifar-10-batches-py", folder)
+    batch = folder / "data_batch_2"
+    entry = pickle.loads(batch.read_bytes())
+    wrong = {"rows": {**entry, "data": np.zeros((100, 3000), dtype=np.uint8)},
+             "labels": {**entry, "labels": entry["labels"][:-1]},
+             "range": {**entry, "labels": [10] * 100}}
+    expect = {"rows": r"its data is uint8 of shape \(100, 3000\)", "labels": "100 images with 99 labels",
+              "range": r"label 10 is not a class \(0-9\)"}
+    for what, bad in wrong.items():
+        batch.write_bytes(pickle.dumps(bad))
+        with pytest.raises(DatasetMissingError, match=f"{batch}: {expect[what]}"):
+            D.load_split("cifar10", tmp_path, True, download=False)
+    for b in folder.glob("data_batch_*"):  # every label 0: the batches read, the split is not CIFAR-10's
+        b.write_bytes(pickle.dumps({**entry, "labels": [0] * 100}))
+    with pytest.raises(DatasetMissingError, match=f"{folder}: the training labels hold 1 of the 10 classes"):
+        D.load_split("cifar10", tmp_path, True, download=False)
+
+
+def test_check_split_refuses_what_a_dataset_does_not_hold():
+    y = torch.arange(20) % 10
+    ok = D.TensorData(torch.zeros(20, 1, 28, 28, dtype=torch.uint8), y, "fashion_mnist", "src")
+    assert D.check_split(ok, True, "f") is ok
+    bad = {"float images": (ok.x.float(), y, "the training images are 20 of"),
+           "3 channels": (torch.zeros(20, 3, 28, 28, dtype=torch.uint8), y, r"uint8 images of 1 x 28 x 28"),
+           "no images": (ok.x[:0], y[:0], "the training images are 0 of"),
+           "labels short": (ok.x, y[:-1], "19 training labels"),
+           "negative": (ok.x, y - 1, "label -1 is not"),
+           "one class": (ok.x, torch.zeros(20, dtype=torch.long), "hold 1 of the 10 classes")}
+    for what, (x, labels, match) in bad.items():
+        with pytest.raises(DatasetMissingError, match=match):
+            D.check_split(D.TensorData(x, labels, "fashion_mnist", "src"), True, "f")
+    # a test split need not hold every class (a stratified subset of a few images)
+    D.check_split(D.TensorData(ok.x[:3], y[:3], "fashion_mnist", "src"), False, "f")
+
+
+def test_the_loaded_data_is_named_by_its_content_digest(fmnist_root, tmp_path):
+    """load_data's source (recorded as a run's data_source) ends with the sha256 of the arrays trained on:
+    the same files give the same digest, a changed pixel or another subset another."""
+    from conftest import write_idx
+    train, test = D.load_data("fashion_mnist", fmnist_root, download=False)
+    assert train.source.endswith(f"[sha256 {D.digest(train)}]") and test.source.endswith(f"[sha256 {D.digest(test)}]")
+    assert len(D.digest(train)) == 64 and D.digest(train) != D.digest(test)
+    again, _ = D.load_data("fashion_mnist", fmnist_root, download=False)
+    assert again.source == train.source
+    sub, _ = D.load_data("fashion_mnist", fmnist_root, n_train=100, download=False)
+    assert sub.source != train.source
+    raw = _copy_fmnist(fmnist_root, tmp_path)
+    x = train.x[:, 0].numpy().copy()
+    x[5, 3, 3] ^= 1
+    write_idx(raw / "train-images-idx3-ubyte", x)
+    changed, _ = D.load_data("fashion_mnist", tmp_path, download=False)
+    assert D.digest(changed) != D.digest(train) and changed.source != train.source

@@ -126,3 +126,42 @@ def test_imagenet_grids_follow_the_nvidia_recipe(grid, model):
     assert exp.weight_decay == 2 ** -15 and exp.momentum == 0.875
     assert exp.lr_schedule == "cosine" and exp.warmup_epochs == 5 and exp.epochs == 90
     assert exp.imp_rounds == 11 and exp.sparsities == [0.59, 0.738, 0.832, 0.914]
+
+
+# ----------------------------------------------------------------------------- issue 23, item 9
+@pytest.mark.parametrize("key,value,match", [
+    ("epochs", 100_000, "must be <= 10000"), ("batch_size", 10**6, "must be <= 65536"),
+    ("imp_rounds", 1000, "must be <= 100"), ("threads", 5000, "must be <= 1024"), ("workers", 65, "must be <= 64"),
+    ("nproc", 4096, "must be <= 1024"), ("seed", 2**40, "must be <= 2147483647"), ("seed", -1, "must be >= 0"),
+    ("seeds", list(range(101)), "lists 101 values; at most 100"), ("lrs", [0.001 * i for i in range(1, 102)], "at most 100"),
+    ("seeds", [1, 2**33], "values must be <= 2147483647"), ("eval_batch_size", 10**7, "<= 65536"),
+])
+def test_counts_have_generous_upper_bounds(key, value, match):
+    with pytest.raises(L.ConfigError, match=f"key {key!r} .*{match}"):
+        P.load(None, {key: value})
+
+
+def test_subsets_beyond_the_dataset_and_a_warmup_as_long_as_the_run_are_refused(tmp_path):
+    with pytest.raises(L.ConfigError, match=r"grid\.yaml: key 'n_train' 60,001 is more than the 60,000 training "
+                                            r"images of fashion_mnist; give at most 60,000, or 0 for the full set"):
+        P.load(write(tmp_path, "dataset: fashion_mnist\nn_train: 60001\n"))
+    with pytest.raises(L.ConfigError, match="key 'n_test' 10,001 is more than the 10,000 test images of cifar10"):
+        P.load(None, dataset="cifar10", model="resnet20", n_test=10_001)
+    assert P.load(None, dataset="fashion_mnist", n_train=60_000, n_test=10_000).n_train == 60_000
+    with pytest.raises(L.ConfigError, match="key 'warmup_epochs' 5 is not shorter than the run \\(5 epochs\\)"):
+        P.load(None, epochs=5, warmup_epochs=5)
+    with pytest.raises(L.ConfigError, match="warmup_epochs' 5 is not shorter than the run \\(1 epochs\\)"):
+        P.load("params/imagenet_resnet50.yaml", {"epochs": 1})
+    assert P.load(None, epochs=5, warmup_epochs=4).warmup_epochs == 4
+
+
+def test_a_step_variant_is_checked_when_the_file_loads(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("step_variant: s2d+graph\n")
+    assert P.load(grid).step_variant == "s2d+graph"
+    grid.write_text("step_variant: s2d+sub1x1\n")
+    with pytest.raises(L.ConfigError, match=r"g.yaml: key 'step_variant' 's2d\+sub1x1': s2d includes sub1x1"):
+        P.load(grid)
+    grid.write_text("step_variant: bf16+graph\n")
+    with pytest.raises(L.ConfigError, match=r"g.yaml: key 'step_variant' 'bf16\+graph' trains in bf16"):
+        P.load(grid)

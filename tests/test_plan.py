@@ -71,11 +71,10 @@ def test_make_n_reproduce_cifar_shows_the_full_paper_grid(tmp_path):
         for s in ("1", "2", "3"):
             params = tmp_path / "cifar10_resnet20" / "notebooks" / f"lt_omp_lr{lr}_s{s}.params.yaml"
             assert any(f"-f {params}" in c for c in calls)
-            assert read_yaml_file(str(params))["lr"] == float(lr)
-    grid = (tmp_path / "cifar10_resnet20" / "plan.mk").read_text()
-    assert "Grid 'cifar10_resnet20': 6 lr x 3 seeds x 10 settings" in grid
+            assert f"new parameters: {params}" in r.stdout  # what a real run would write
     assert "analysis.html" in r.stdout
     assert "2286 runs of resnet20 x 160 epochs = 365,760 ticket-epochs" in r.stderr
+    assert not list(tmp_path.iterdir())  # a dry run writes nothing: no plan.mk, no parameter file
 
 
 def test_bad_params_are_refused_before_any_work(tmp_path):
@@ -130,7 +129,10 @@ def test_set_values_reach_the_notebook_as_written_and_make_n_runs_nothing(tmp_pa
     r = make("-n", "grid", "GRID=demo", f"OUT={tmp_path}",
              f'SET=description="{evil}" seeds=[1] lrs=[0.1] notebooks=per_cell')
     assert r.returncode == 0, r.stderr
-    assert "papermill" in r.stdout and not list(tmp_path.glob("pwned*"))
+    assert "papermill" in r.stdout and not list(tmp_path.glob("pwned*")) and not list(tmp_path.iterdir())
+    r = plan_cli("params/demo.yaml", "--out-root", tmp_path, "--set",
+                 f'description="{evil}" seeds=[1] lrs=[0.1] notebooks=per_cell')  # what make grid writes
+    assert r.returncode == 0 and not list(tmp_path.glob("pwned*")), r.stderr
     params = read_yaml_file(str(tmp_path / "demo" / "notebooks" / "lt_imp_lr0.1_s1.params.yaml"))
     assert params["overrides"] == {"description": evil, "notebooks": "per_cell", "out_root": str(tmp_path)}
     assert read_yaml_file(str(tmp_path / "demo" / "reports" / "analysis.params.yaml"))["overrides"] == {
@@ -244,7 +246,7 @@ def test_make_n_reproduce_fmnist_lists_each_length_in_order_with_its_cost(tmp_pa
 @pytest.mark.slow
 def test_make_grid_keeps_failures_aside_and_reexecutes_when_parameters_change(tmp_path, fmnist_root):
     base = ["grid", "GRID=demo", f"OUT={tmp_path}", "JOBS=1"]
-    small = "n_train=200 n_test=100 seeds=[1] lrs=[0.0012345678] settings=[pretrain] eval_batch_size=100"
+    small = "n_train=200 n_test=100 seeds=[1] lrs=[0.0012345678] settings=[pretrain] eval_batch_size=100 notebooks=per_cell"
     r = make(*base, f"SET={small} epochs=1 dataset=cifar10 data_root={tmp_path}/missing download=false")
     assert r.returncode != 0
     nb = tmp_path / "demo" / "notebooks"
@@ -320,3 +322,85 @@ def test_per_setting_notebooks_run_every_cell():
     p = yaml.safe_load(plan.params["demo/notebooks/rr_omp_all_cells.params.yaml"])
     assert p["lr"] is None and p["seed"] is None and p["mask_from"] == "omp"
     assert plan.size["notebooks"] == len(plan.exp.settings) and plan.size["runs"] == 9 * 15
+
+
+# ----------------------------------------------------------------------------- issue 23, item 9: what a plan needs
+def _grid_file(tmp_path, text, name="grid.yaml"):
+    p = tmp_path / name
+    p.write_text("name: g\nmodel: resnet8_w8_s2\nepochs: 4\n" + text)
+    return p
+
+
+@pytest.mark.parametrize("text,sets,match", [
+    ("sparsities: []\nsettings: [pretrain, lt_omp]\n", {}, r"grid\.yaml: key 'sparsities' is \[\], but settings "
+     r"lt_omp train one run per sparsity: give at least one sparsity.*or leave lt_omp out of 'settings'"),
+    ("imp_rounds: 0\nsparsities: [0.5]\n", {}, r"grid\.yaml: key 'imp_rounds' is 0, but settings lt_imp, rr_imp, "
+     r"wr_imp train one run per IMP round: give at least one round"),
+    ("sparsities: [0.5]\n", {"imp_rounds": 0}, r"grid\.yaml \(overrides\): key 'imp_rounds' is 0, but settings lt_imp"),
+    ("imp_rounds: 0\nsettings: [sdt]\n", {}, r"grid\.yaml: key 'imp_rounds' is 0, but settings sdt \(needs "
+     r"sparsities or imp_rounds\) train one run per IMP round"),
+    ("settings: [pretrain, rr_omp, lt_omp, wr_omp]\n", {}, r"grid\.yaml: key 'sparsities' is \[\] \(its default: "
+     r"not given\), but settings lt_omp, rr_omp, wr_omp train"),
+    ("imp_rounds: 3\n", {}, r"key 'sparsities' is \[\] \(its default: not given\), but settings lt_omp, rr_omp, "
+     r"oneshot_retrain, random_prune, wr_omp train"),
+])
+def test_a_grid_whose_settings_plan_no_run_is_refused_by_the_planner(tmp_path, text, sets, match):
+    """Before: the plan was made and the notebook crashed with an unrelated pandas error."""
+    with pytest.raises(ConfigError, match=match):
+        build(str(_grid_file(tmp_path, text)), sets)
+
+
+def test_the_planner_checks_every_setting_against_its_plans(tmp_path):
+    """Each setting alone (with what it depends on): refused without sparsities or rounds exactly when its
+    plans are then empty; weight rewinding in a one-epoch run (nothing to rewind to) stays allowed."""
+    from lthlib import registry, settings as protocol
+    from lthlib.params import load
+    for s in registry.NAMES:
+        base = load(None, model="resnet8_w8_s2", epochs=4, imp_rounds=2, sparsities=[0.5])
+        need, todo = {s}, [s]
+        while todo:
+            need |= (new := set(protocol.depends(base, todo.pop())) - need)
+            todo += new
+        grid = [d for d in registry.NAMES if d in need]
+        for key, empty in (("sparsities", []), ("imp_rounds", 0)):
+            f = _grid_file(tmp_path, f"imp_rounds: 2\nsparsities: [0.5]\nsettings: [{', '.join(grid)}]\n")
+            plans = protocol.plan(base.replace(**{key: empty}), s)
+            if plans:
+                build(str(f), {key: empty})
+            else:
+                with pytest.raises(ConfigError, match=re.escape(f"key {key!r} is {empty!r}, but settings") + f".*{s}"):
+                    build(str(f), {key: empty})
+    build(str(_grid_file(tmp_path, "imp_rounds: 2\nsparsities: [0.5]\nsettings: [pretrain, wr_imp]\n")),
+          {"epochs": 1})
+
+
+@pytest.mark.parametrize("value", [0, -5, "NaN", "inf", None, "abc"])
+def test_a_zero_negative_or_non_numeric_bench_rate_names_the_file(tmp_path, value):
+    (tmp_path / "bench").mkdir()
+    path = tmp_path / "bench" / "rates.json"
+    path.write_text(json.dumps({"resnet20": {"gpu": {"pack_rates": {"1": 100.0, "16": value}}}}))
+    with pytest.raises(ConfigError, match=f"{path}: .*run `make bench` again or delete the file"):
+        read_rates(str(tmp_path), "resnet20")
+    if value == 0:  # the planner's command line (what make runs) says so and stops
+        path.write_text(json.dumps({"resnet8_w8_s2": {"cpu": {"pack_rates": {"1": 0}}}}))
+        r = plan_cli("params/demo.yaml", "--out-root", tmp_path, "--dry-run")
+        assert r.returncode == 2 and r.stderr.startswith(f"error: {path}: ") and "Traceback" not in r.stderr, r.stderr
+    path.write_text(json.dumps({"resnet20": {"gpu": {"pack_rates": {"0": 100.0}}}}))
+    with pytest.raises(ConfigError, match="pack_rates 0: 100.0: a rate is a positive number"):
+        read_rates(str(tmp_path), "resnet20")
+
+
+def test_a_subset_of_the_grid_then_the_full_grid_redoes_nothing_for_the_subset():
+    """README, "When a notebook is re-executed": the grid's shape is not in a per-cell notebook's parameters,
+    so SET='seeds=[1]' then the full grid leaves seed 1's parameter files (make's prerequisites) as they
+    were; a per-setting notebook, which runs every cell, gets new parameters and is re-executed."""
+    cell = {"notebooks": "per_cell", "settings": ["pretrain", "lt_imp"]}
+    one, full = build("params/demo.yaml", {**cell, "seeds": [1]}), build("params/demo.yaml", cell)
+    s1 = {k: v for k, v in one.params.items() if "/notebooks/" in k}
+    assert s1 and all(k.endswith("_s1.params.yaml") for k in s1)
+    assert all(full.params[k] == v for k, v in s1.items())
+    assert len(full.params) - 1 == 3 * len(s1)  # + seeds 2 and 3
+    assert one.params["demo/reports/analysis.params.yaml"] != full.params["demo/reports/analysis.params.yaml"]
+    every = {"settings": ["pretrain", "lt_imp"]}
+    a, b = build("params/demo.yaml", {**every, "seeds": [1]}), build("params/demo.yaml", every)
+    assert a.params["demo/notebooks/pretrain_all_cells.params.yaml"] != b.params["demo/notebooks/pretrain_all_cells.params.yaml"]

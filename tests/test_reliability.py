@@ -78,9 +78,9 @@ def test_report_and_index_refuse_an_empty_out(tmp_path):
 
 
 def test_a_grid_target_takes_an_out_that_does_not_exist_yet(tmp_path):
+    """(make -n lists the work and creates nothing: tests/test_make.py)"""
     r = make("-n", "grid", "GRID=demo", f"OUT={tmp_path}/new/out", "SET=seeds=[1] lrs=[0.1]")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "new" / "out" / "demo" / "plan.mk").exists()
+    assert r.returncode == 0 and "papermill" in r.stdout, r.stderr[-2000:]
 
 
 def test_clean_acts_only_on_an_outputs_root(tmp_path):
@@ -104,6 +104,11 @@ def test_make_variables_are_not_expanded_by_make_or_the_shell(tmp_path):
     r = make("-n", "grid", "GRID=demo", f"OUT={out}", f"DATA=$(shell touch {pwned}) $HOME;x",
              "SET=seeds=[1] lrs=[0.1]")
     assert r.returncode == 0, r.stderr[-2000:]
+    assert f"papermill {out}/.nbsrc/analysis.ipynb" in r.stdout and not out.exists()  # a dry run writes nothing
+    r = make("grid", "GRID=demo", f"OUT={out}", f"DATA=$(shell touch {pwned}) $HOME;x",
+             "SET=seeds=[1] lrs=[0.1] settings=[pretrain] notebooks=per_cell",
+             f"VENV={_fake_venv(tmp_path)}", env={"FAKE_LOG": str(tmp_path / "log")})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     params = (out / "demo" / "reports" / "analysis.params.yaml").read_text()
     assert f"data_root: $(shell touch {pwned}) $HOME;x" in params
     refused = {f"OUT=$(shell touch {pwned})": "error: OUT=", f"OUT={tmp_path}/a$x": "error: OUT=",
