@@ -1,0 +1,66 @@
+"""The README's results blocks are generated from published files (lthlib.readme), so they cannot drift."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lthlib import readme
+from lthlib.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _verdicts():
+    nan = float("nan")
+    row = dict(model="m", dataset="fashion_mnist", epochs=4, family="IMP", sparsity=0.59, lr=0.1, **{
+        "LT mean": 78.456, "LT n": 3, "c1": False, "c2 gap": 4.08, "c2 CI low": 1.9, "c2 CI high": 6.3,
+        "c3 gap": 2.34, "c3 CI low": -0.5, "c3 CI high": 5.1, "c3 RR lr": 0.1, "c4 gap": 2.3, "c4 CI low": nan,
+        "c4 CI high": nan, "c5 gap": nan, "c5 CI low": nan, "c5 CI high": nan, "class": "none"})
+    return pd.DataFrame([row, {**row, "lr": 0.01, "c1": True, "class": "secondary prize"}])
+
+
+def _runs():
+    return pd.DataFrame([{"setting": "pretrain", "model": "m", "dataset": "fashion_mnist", "epochs": 4, "lr": lr,
+                          "seed": s, "final_acc": acc + s / 10, "counted": True, "code_version": "abc1234"}
+                         for lr, acc in ((0.1, 76.0), (0.01, 62.0)) for s in (1, 2, 3)])
+
+
+def test_a_block_is_the_verdicts_with_their_intervals_and_the_premise():
+    text = readme.block("g", _runs(), _verdicts())
+    assert text.startswith(readme.BEGIN.format(grid="g")) and text.endswith(readme.END.format(grid="g"))
+    assert "| IMP | 0.590 | 0.1 | 78.46 (3) | +4.08 [+1.9, +6.3] | +2.34 [-0.5, +5.1] (lr 0.1) | +2.30 | " \
+           "not evaluated | none (① fails) |" in text
+    assert "| secondary prize |" in text and "Classes: Jackpot 0, secondary prize 1, none 1" in text
+    assert "**Premise holds**" in text and "code abc1234" in text and "6 counted runs" in text
+
+
+def test_replacing_a_block_needs_its_markers_and_keeps_the_rest():
+    old = "intro\n" + readme.BEGIN.format(grid="g") + "\nstale 1.23\n" + readme.END.format(grid="g") + "\nafter\n"
+    new = readme.replace_block(old, "g", readme.block("g", _runs(), _verdicts()), "README.md")
+    assert new.startswith("intro\n") and new.endswith("\nafter\n") and "stale" not in new
+    with pytest.raises(ConfigError, match="README.md: no results block for 'h'"):
+        readme.replace_block(old, "h", "x", "README.md")
+
+
+def test_publish_then_check_round_trip(tmp_path, monkeypatch):
+    out = tmp_path / "outputs"
+    (out / "g" / "reports").mkdir(parents=True)
+    _runs().to_csv(out / "g" / "results.csv", index=False)
+    _verdicts().to_csv(out / "g" / "reports" / "verdicts.csv", index=False)
+    monkeypatch.setattr(readme, "published", lambda grid: tmp_path / "results" / grid)
+    md = tmp_path / "README.md"
+    md.write_text("x\n" + readme.BEGIN.format(grid="g") + "\n" + readme.END.format(grid="g") + "\n")
+    readme.publish("g", str(out), md)
+    assert readme.check(md) == [] and "78.46" in md.read_text()
+    md.write_text(md.read_text().replace("78.46", "79.00"))    # a number edited by hand
+    assert readme.check(md) == ["g"]
+
+
+def test_the_readme_blocks_match_their_published_files():
+    """Every results block in README.md is what its results/<grid>/ files give (regenerate with
+    `python -m lthlib.readme publish <grid>` after the build that wrote them)."""
+    text = (ROOT / "README.md").read_text()
+    assert readme.blocks_in(text), "README.md has no generated results block"
+    assert readme.check(ROOT / "README.md") == []
