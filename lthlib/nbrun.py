@@ -24,6 +24,7 @@ from collections import deque
 PROGRESS = re.compile(r"^\[[^\]]+\] (epoch \d+/\d+|resuming after epoch)|: broken run \(|^submitted job ")
 TRAINED = re.compile(r"^\[[^\]]+\] epoch \d+/\d+")
 TAIL = 40  # lines of a failed command's output shown
+RECENT = 64  # progress lines remembered to drop their echoes
 
 
 def elapsed(seconds: float) -> str:
@@ -37,12 +38,17 @@ def elapsed(seconds: float) -> str:
 
 
 def relay(lines, out=sys.stdout) -> tuple[bool, deque]:
-    """Print the progress lines of ``lines`` as they come; (whether any epoch was trained, the last
-    ``TAIL`` other lines)."""
-    trained, tail = False, deque(maxlen=TAIL)
+    """Print the progress lines of ``lines`` as they come, each once; (whether any epoch was trained, the
+    last ``TAIL`` other lines). A line of a CPU worker process (``workers > 1``) reaches papermill twice:
+    the kernel captures the worker's output as the cell's stream and also echoes it to its own stdout; a
+    progress line names its run and epoch, so a repeat of a recent one is that echo."""
+    trained, tail, recent = False, deque(maxlen=TAIL), deque(maxlen=RECENT)
     for line in lines:
         line = line.rstrip("\n")
         if PROGRESS.search(line):
+            if line in recent:
+                continue
+            recent.append(line)
             print(line, file=out, flush=True)
             trained = trained or bool(TRAINED.search(line))
         elif line.strip():

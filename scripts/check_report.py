@@ -39,7 +39,7 @@ MEASURE = """() => ({
 
 def pages(out: Path) -> list[Path]:
     index = out / "reports" / "index.html"
-    found = [index] if index.exists() else []
+    found = [f for f in (index, out / "reports" / "params.html") if f.exists()]
     found += sorted(out.glob("*/reports/analysis.html"))
     found += sorted(out.glob("*/notebooks/*.html"))[:4]  # a sample of the executed setting notebooks
     return found

@@ -188,6 +188,11 @@ def test_nbrun_relays_progress_and_keeps_the_tail(capsys):
                                  "[r-s1] resuming after epoch 2/10 from x\n", "x: broken run (final.pt); training it\n",
                                  "<IPython.core.display.Markdown object>\n", "\n"], out)
     assert trained and out.getvalue().count("\n") == 3 and "Executing" not in out.getvalue()
+    echoed = io.StringIO()  # a worker's line, as the cell's stream and as the kernel's echo of it
+    nbrun.relay(["[a] epoch 1/2 lr 0.1 | 9 img/s\n", "[b] epoch 1/2 lr 0.1 | 9 img/s\n",
+                 "[a] epoch 1/2 lr 0.1 | 9 img/s\n", "[a] epoch 2/2 lr 0.1 | 9 img/s\n"], echoed)
+    assert echoed.getvalue().splitlines() == ["[a] epoch 1/2 lr 0.1 | 9 img/s", "[b] epoch 1/2 lr 0.1 | 9 img/s",
+                                              "[a] epoch 2/2 lr 0.1 | 9 img/s"]
     assert list(tail) == ["Executing Cell 1---", "<IPython.core.display.Markdown object>"]
     assert nbrun.relay(["[r] resuming after epoch 10/10 from x\n"], io.StringIO())[0] is False
     assert [nbrun.elapsed(s) for s in (7, 65, 7380)] == ["7s", "1m05s", "2h03m"]
