@@ -354,7 +354,8 @@ def _train_pack(jobs: list[Job], profile, device) -> None:
     for job, (_, m), final, hist in zip(jobs, built, finals, histories):
         _finish(job.rd, job.plan, m, final, hist, wall, data_info[0], device, names if len(jobs) > 1 else None,
                 variant.name)
-    jobs[0].rd.checkpoint.unlink(missing_ok=True)
+    for job in jobs:  # only once every run of the pack is marked finished: a kill before resumes, not restarts
+        job.rd.checkpoint.unlink(missing_ok=True)
 
 
 def compile_forward(model, mode: str, full: int) -> None:
@@ -418,8 +419,6 @@ def _finish(rd: RunDir, plan: RunPlan, mask, final: dict, history: list[dict], w
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     metrics.update(plan.facts)
-    if rd.checkpoint.exists():
-        rd.checkpoint.unlink()
-    atomic_write_json(rd.metrics, metrics)  # last: marks the run finished
+    atomic_write_json(rd.metrics, metrics)  # last: marks the run finished (its checkpoint goes after)
 
 

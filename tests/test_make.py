@@ -1,7 +1,7 @@
 """make as its users expect (issues 22 and 23; 19, item 8): a dry run writes nothing, make's output is a
 line per notebook plus the epoch lines, make -jN shares its job slots with the grids' sub-makes, JOBS
-reaches the demo, and a report that pools other grids is redone when their runs change (the study tier
-renders its reports after every length ran).
+reaches the demo, a report that pools other grids is redone when their runs change (the study tier
+renders its reports after every length ran), and two makes on one OUT at once both succeed.
 
 The grids run for real through the Makefile and the plans, with a stand-in papermill (a shell script that
 prints what papermill prints, an epoch line for the dense notebooks, and copies its input) and stand-ins
@@ -22,7 +22,8 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 PAPERMILL = r"""#!/bin/bash
 # papermill IN OUT [flags] -f PARAMS: prints what papermill --log-output prints (cell markers, a kernel
-# warning, a display repr), an epoch line for a dense notebook, sleeps FAKE_SLEEP, copies IN to OUT; logs
+# warning, a display repr), an epoch line for a dense notebook, writes OUT, sleeps FAKE_SLEEP, checks OUT is
+# still its own (another writer of the same path fails it), copies IN to OUT; logs
 # "start NAME T" and "end NAME T" to FAKE_LOG; fails for a notebook whose name starts with FAKE_FAIL
 in="$1"; out="$2"; name=$(basename "$out"); name="${name%%.ipynb*}"; grid=$(basename "$(dirname "$(dirname "$out")")")
 echo "start $grid/$name $(date +%s.%N)" >> "$FAKE_LOG"
@@ -32,7 +33,9 @@ echo "Executing Cell 1---------------------------------------" >&2
 case "$name" in pretrain*) echo "[pretrain-lenet5-fashion_mnist-lr0.1-s1-0123abcd] epoch 1/1 lr 0.1 loss 2.3 | 99 img/s, ETA 00:00";; esac
 echo "<IPython.core.display.Markdown object>"
 echo "/tmp/ipykernel_1/1.py:1: UserWarning: a kernel warning" >&2
+echo "$$" > "$out"   # papermill writes its output notebook as it goes: it must still be this one's at the end
 sleep "${FAKE_SLEEP:-0}"
+if [ "$(cat "$out" 2>/dev/null)" != "$$" ]; then echo "fake papermill: $out was overwritten or moved" >&2; exit 1; fi
 cp "$in" "$out"
 if [ -n "$FAKE_FAIL" ] && [[ "$name" == "$FAKE_FAIL"* ]]; then
   echo "papermill.exceptions.PapermillExecutionError:" >&2; echo "ValueError: boom in $name" >&2; exit 1; fi
@@ -330,3 +333,21 @@ def test_the_lite_study_asks_before_it_trains_on_a_cpu(tmp_path, fmnist_root):
     r = make("-n", "reproduce-lite", f"OUT={out}", f"DATA={fmnist_root}")
     assert r.returncode == 0 and "lthlib.schedule params/lite_fmnist_resnet20.yaml" in r.stdout, r.stderr[-2000:]
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- two makes on one OUT
+def test_two_makes_on_one_out_at_once_both_succeed(fake):
+    """Issue 23, item 8: two makes on one OUT shared a temporary notebook name, so one's rename took the
+    other's notebook and the other failed. Each make's temporary names are its own (the shell's pid)."""
+    args, env, log, out = fake
+    cmd = ["make", "--no-print-directory", "grid", "GRID=demo", *args, f"SET={SMALL}"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**ENV, **env, "FAKE_SLEEP": "1.5"}, stdin=subprocess.DEVNULL) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    nb = out / "demo" / "notebooks"
+    assert sorted(p.name for p in nb.glob("pretrain_*.ipynb")) == ["pretrain_lr0.1_s1.ipynb", "pretrain_lr0.1_s2.ipynb"]
+    assert not list(nb.glob("*.tmp.ipynb")) and not list(nb.glob("*.failed.ipynb"))
+    lines = [line.split() for line in log_lines(log) if line.startswith(("start ", "end "))]
+    first_end = next(i for i, line in enumerate(lines) if line[0] == "end")
+    assert sum(line[0] == "start" for line in lines[:first_end]) >= 2, lines  # they did run at the same time
