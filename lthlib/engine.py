@@ -87,6 +87,30 @@ def done(plan: RunPlan) -> bool:
     return all(rd.kept(t).exists() and rd.kept(t).stat().st_size > 0 for t in plan.keep_epochs)
 
 
+def unfinished_why(plan: RunPlan) -> str | None:
+    """Why the run of ``plan`` needs training although the notebook that trains it was executed (None when
+    it does not): its folder is missing, unfinished or broken (``done``). A folder of results only, with
+    no weight file at all (copied back from a GPU machine), is left as it is: a report counts it, and a
+    setting that needs its weights retrains it then."""
+    rd = plan.folder
+    if not rd.path.is_dir():
+        return "is missing"
+    if not rd.metrics.exists():
+        return "is unfinished"
+    if (why := rd.problem(weights=False)) is not None:
+        return f"is broken ({why})"
+    weights = [rd.init, rd.final, rd.mask, *(rd.kept(t) for t in plan.keep_epochs)]
+    if not any(f.exists() for f in weights):
+        return None
+    try:
+        if done(plan):
+            return None
+    except LTHError as exc:
+        return f"is broken ({exc})"
+    missing = [f.name for f in weights[3:] if not f.exists() or f.stat().st_size == 0]
+    return f"is broken ({rd.problem() or ', '.join(missing) + ' missing'})"
+
+
 def realize(plans: list[RunPlan], on_wave: Callable | None = None, dispatch: Callable | None = None) -> list[RunDir]:
     """Every plan of ``plans`` finished, with everything it needs: wave after wave, the unfinished runs
     whose dependencies are finished train (``train_jobs``, through ``dispatch`` when given). ``on_wave(k,

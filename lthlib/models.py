@@ -41,7 +41,10 @@ PROFILE_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "params
 def init_official(model: nn.Module, conv_mode: str = "fan_out", linear: str = "default") -> nn.Module:
     """The official code's initializers: every conv kaiming-normal (``conv_mode`` fan_out or fan_in,
     relu gain, bias 0), every BatchNorm weight 1 / bias 0, and the linear layers either PyTorch's
-    default (``linear="default"``) or N(0, 0.01) with bias 0 (``linear="normal"``)."""
+    default (``linear="default"``) or N(0, 0.01) with bias 0 (``linear="normal"``). A model on the meta
+    device (counted, not trained: ``_meta_count``) has no values to set."""
+    if any(p.is_meta for p in model.parameters()):
+        return model
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")

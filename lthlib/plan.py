@@ -4,9 +4,9 @@ study's dependencies, so ``make`` skips what is done and ``make -j N`` runs inde
     python -m lthlib.plan params/demo.yaml [--out-root outputs] [--set 'key=value ...'] [key=value ...]
 
 writes ``<out-root>/<grid>/plan.mk`` and, beside every notebook target, ``<target>.params.yaml``: the
-papermill parameters (``-f``) that notebook is executed with, headed by the resolved parameters as
-comments. Both are rewritten only when their text changes, and each notebook target depends on its
-``.params.yaml``, so a changed ``SET`` or params file re-executes exactly the notebooks it changes.
+papermill parameters (``-f``) that notebook is executed with, headed by the resolved parameters and the
+run folders it trains as comments. Both are rewritten only when their text changes, and each notebook
+target depends on its ``.params.yaml``, so a changed ``SET`` or params file re-executes exactly the notebooks it changes.
 ``key=value`` pairs (values are YAML: ``seeds=[1]``, ``epochs=1``) override the params file for the
 plan and every notebook; ``--set`` takes them as one string split like a shell line (make's ``SET=``).
 No value is written into plan.mk unescaped: the overrides travel in the YAML files.
@@ -14,6 +14,10 @@ No value is written into plan.mk unescaped: the overrides travel in the YAML fil
 The plan's size (runs, ticket-epochs, images) and an estimate in hours go to stderr; stdout is the path
 of plan.mk (the Makefile reads it). ``--dry-run`` (``make -n``) writes nothing: stdout is the plan itself,
 with a rule for each parameter file that would change (make reads it from stdin).
+
+An executed notebook whose file is unreadable, or one of whose runs is missing, unfinished or broken
+(``executed_but_unfinished``; a results-only folder is not), gets a phony prerequisite in plan.mk, so make
+executes it again and the plan says why on stderr.
 
 A report depends on its grid's notebooks and on the runs stamps (``<grid>/notebooks/runs.stamp``, touched
 after any of a grid's notebooks ran) of the grids it pools, so it is redone when their runs change.
@@ -25,12 +29,12 @@ import json
 import math
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from . import layout, registry, settings as protocol
+from . import engine, layout, registry, settings as protocol
 from .data import DATASETS
 from .models import MODELS
 from .errors import ConfigError
@@ -99,6 +103,7 @@ class Plan:
     params: dict              # path under the output root -> text of a notebook's .params.yaml
     size: dict                # runs, ticket-epochs and images (see ``plan_size``)
     exp: Experiment
+    rerun: dict = field(default_factory=dict)  # executed notebook (under the root) -> why it runs again
 
 
 def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
@@ -122,9 +127,52 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
     params[f"{exp.name}/reports/analysis.params.yaml"] = _params_text(
         f"notebooks/analysis.py -> {exp.name}/reports/analysis.ipynb",
         {"params_file": params_file, "overrides": {**sets, "out_root": out_root}}, exp.as_dict())
+    rerun = executed_but_unfinished(exp, params_file, sets, out_root, cells)
     text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells, deps)
-                     + _report_rules(exp.name, cells, pooled_grids(exp, sets)))
-    return Plan(exp.name, text, params, plan_size(exp, settings), exp)
+                     + _report_rules(exp.name, cells, pooled_grids(exp, sets)) + _rerun_rules(rerun))
+    return Plan(exp.name, text, params, plan_size(exp, settings), exp, rerun)
+
+
+def executed_but_unfinished(exp: Experiment, params_file: str, sets: dict, out_root: str, cells: list) -> dict:
+    """The executed notebooks of the grid that make must execute again although nothing they are executed
+    with changed (notebook path under ``out_root`` -> why): the notebook file is unreadable, or one of the
+    runs it trains is missing, unfinished or broken (``engine.unfinished_why``; results-only folders, copied
+    back without weights, are left alone). Each cell is loaded as its notebook loads it."""
+    out = {}
+    for lr, seed, s in cells:
+        rel = f"{exp.name}/notebooks/{target_name(s, lr, seed)}"
+        path = Path(out_root) / rel
+        if not path.is_file():
+            continue  # not executed yet: make executes it anyway
+        try:
+            ok = isinstance(json.loads(path.read_text(encoding="utf-8")).get("cells"), list)
+        except (OSError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            out[rel] = "the executed notebook is unreadable"
+            continue
+        for plan in notebook_runs(notebook_cell(params_file, sets, out_root, lr, seed)[1], s):
+            if (why := engine.unfinished_why(plan)) is not None:
+                out[rel] = f"its run {plan.name} {why}"
+                break
+    return out
+
+
+def _rerun_rules(rerun: dict) -> list[str]:
+    """A phony prerequisite for each notebook of ``rerun``: make executes it again (and what follows it)."""
+    if not rerun:
+        return []
+    return ["# executed notebooks whose runs are missing, unfinished or broken: executed again",
+            ".PHONY: lthlib-unfinished-runs", "lthlib-unfinished-runs:",
+            *[f"$(OUT)/{rel}: lthlib-unfinished-runs" for rel in rerun], ""]
+
+
+def describe_rerun(plan: Plan, most: int = 5) -> str:
+    """A line per notebook that runs again, and why (``most`` of them, then a count)."""
+    lines = [f"  {rel}: executed, but {why}; executing it again" for rel, why in list(plan.rerun.items())[:most]]
+    if len(plan.rerun) > most:
+        lines.append(f"  ... and {len(plan.rerun) - most} more notebooks whose runs are not all finished")
+    return "\n".join(lines)
 
 
 def pooled_grids(exp: Experiment, sets: dict, params_dir: str = "params") -> list[str]:
@@ -145,27 +193,44 @@ def pooled_grids(exp: Experiment, sets: dict, params_dir: str = "params") -> lis
     return out
 
 
+def notebook_cell(params_file: str, sets: dict, out_root: str, lr: float | None, seed: int | None) -> tuple:
+    """The overrides a setting notebook of cell (``lr``, ``seed``) is executed with (None, None: a
+    per-setting notebook, every cell) and the experiment it loads from them (``engine.load_cells``)."""
+    every = lr is None  # a per-setting notebook runs every cell: the grid's shape is one of its inputs
+    overrides = {**{k: v for k, v in sets.items() if every or k not in GRID_SHAPE}, "out_root": out_root}
+    return overrides, engine.load_cells(params_file, overrides, lr, seed)
+
+
+def notebook_runs(cell: Experiment, setting: str) -> list:
+    """The run plans a setting notebook that loaded ``cell`` trains (``engine.run_cells``), in its order."""
+    return [p for c in protocol.cells(cell) for p in protocol.plan(c, setting)]
+
+
 def _cell_params(exp: Experiment, params_file: str, sets: dict, out_root: str, setting: str, lr: float,
                  seed: int) -> str:
     entry = registry.get(setting)
-    every = lr is None  # a per-setting notebook runs every cell: the grid's shape is one of its inputs
-    overrides = {k: v for k, v in sets.items() if every or k not in GRID_SHAPE}
-    inputs = {"params_file": params_file, "lr": lr, "seed": seed, **entry.notebook_params,
-              "overrides": {**overrides, "out_root": out_root}}
-    cell = exp if every else exp.replace(lr=lr, seed=seed)
-    resolved = {k: v for k, v in cell.as_dict().items() if every or k not in GRID_SHAPE}
-    return _params_text(f"notebooks/{entry.notebook}.py -> {target_name(setting, lr, seed)}", inputs, resolved)
+    every = lr is None
+    overrides, cell = notebook_cell(params_file, sets, out_root, lr, seed)
+    inputs = {"params_file": params_file, "lr": lr, "seed": seed, **entry.notebook_params, "overrides": overrides}
+    resolved = {k: v for k, v in (exp if every else exp.replace(lr=lr, seed=seed)).as_dict().items()
+                if every or k not in GRID_SHAPE}
+    runs = [p.name for p in notebook_runs(cell, setting)]
+    return _params_text(f"notebooks/{entry.notebook}.py -> {target_name(setting, lr, seed)}", inputs, resolved,
+                        runs)
 
 
-def _params_text(title: str, inputs: dict, resolved: dict) -> str:
-    """A notebook's papermill parameters (YAML), headed by the resolved values as comments: make
-    re-executes the notebook when any of them changes."""
+def _params_text(title: str, inputs: dict, resolved: dict, runs: list[str] = ()) -> str:
+    """A notebook's papermill parameters (YAML), headed by the resolved values and the run folders it
+    trains (``runs``) as comments: make re-executes the notebook when any of them changes."""
     dump = lambda obj: yaml.safe_dump(obj, sort_keys=False, default_flow_style=None, width=10_000,
                                       allow_unicode=True)
     lines = [f"# {title}",
              "# Written by `python -m lthlib.plan`: papermill reads this file (-f); make re-executes the",
              "# notebook whenever this file changes. Resolved parameters, for the record:"]
     lines += ["#   " + line for line in dump(dict(sorted(resolved.items()))).splitlines()]
+    if runs:
+        lines += [f"# The {len(runs)} run folders it trains (under <out_root>/<grid>/runs/; a finished one is reused):"]
+        lines += [f"#   run: {name}" for name in runs]
     return "\n".join(lines) + "\n" + dump(inputs)
 
 
@@ -375,6 +440,8 @@ def main(argv=None) -> int:
         return 2
     root = Path(a.out_root)
     print(summary, file=sys.stderr)
+    if plan.rerun:
+        print(describe_rerun(plan), file=sys.stderr)
     if a.dry_run:
         print(dry_run_text(plan, root))
         return 0

@@ -11,7 +11,9 @@ hold), each backed by a named test. This module holds the tests no other one che
   a code-version mix: test_report.test_scale_block_names_data_order_random_mode_and_a_code_version_mix
 - re-execution when parameters change: test_plan.test_make_grid_keeps_failures_aside_and_reexecutes_when_parameters_change,
   test_plan.test_a_subset_of_the_grid_then_the_full_grid_redoes_nothing_for_the_subset,
-  test_plan.test_per_setting_notebooks_run_every_cell; values exactly:
+  test_plan.test_per_setting_notebooks_run_every_cell; broken or missing runs:
+  test_reliability.test_make_executes_again_a_notebook_whose_run_is_broken_missing_or_whose_file_is_unreadable,
+  test_reliability.test_the_plan_names_an_executed_notebook_whose_real_run_lost_a_weight_file; values exactly:
   test_plan.test_set_values_reach_the_notebook_as_written_and_make_n_runs_nothing,
   test_plan.test_mk_escape_reads_back_literally_and_refuses_line_breaks
 - what make accepts: test_reliability.test_grid_targets_refuse_an_out_that_is_empty_or_holds_the_checkout,

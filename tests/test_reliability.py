@@ -1,6 +1,7 @@
 """Reliability (the issue of that name): names and paths stay under the output root, make variables
 arrive as written, a report renders a copied root into itself and a failed one is withdrawn, text from
-files cannot inject HTML, garbage run files count as broken, a wrong metrics.json does not crash a
+files cannot inject HTML, garbage run files count as broken, make executes again a notebook whose runs
+are broken or missing, a wrong metrics.json does not crash a
 report, YAML cannot exhaust memory, and YAML 1.1's surprises in numbers are caught."""
 import json
 import os
@@ -285,6 +286,74 @@ def test_a_run_with_a_garbage_final_pt_is_named_and_retrained(tiny_exp, capsys):
     assert f"{pre.path}: broken run (final.pt is not a torch file" in capsys.readouterr().out
     assert again.finished() and again.read_metrics()["final_test_acc"] == acc
     assert set(again.load_final()) == set(pre.load_init())
+
+
+# ----------------------------------------------------------------------------- 5. make heals broken runs
+HEAL = "model=lenet5 seeds=[1] lrs=[0.1] settings=[pretrain,lt_omp] sparsities=[0.5] notebooks=per_cell epochs=1"
+
+
+def _started(log: Path, start: int) -> list[str]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line.split(" ")[1].split("/")[-1] for line in lines[start:] if line.startswith("start ")]
+
+
+def test_make_executes_again_a_notebook_whose_run_is_broken_missing_or_whose_file_is_unreadable(tmp_path):
+    """Item 5: an executed notebook was up to date whatever its runs' state, so a run whose metrics.json
+    was emptied (or whose folder was deleted) was neither retrained nor re-reported. Now make executes it
+    again (and what depends on it, and the report); a results-only run (no weight file) is left alone.
+    (The stand-in papermill writes the runs a notebook's parameter file lists, as results-only folders.)"""
+    from test_make import fake_venv
+    venv, log, out = fake_venv(tmp_path), tmp_path / "log", tmp_path / "out"
+    args, env = ["grid", "GRID=demo", f"VENV={venv}", f"OUT={out}", f"SET={HEAL}"], {"FAKE_LOG": str(log)}
+    assert make(*args, env=env).returncode == 0
+    n = len(log.read_text().splitlines())
+    r = make(*args, env=env)  # the fake runs are results-only folders: nothing to do
+    assert r.returncode == 0 and _started(log, n) == [], r.stdout + r.stderr
+    runs = out / "demo" / "runs"
+    [pre] = runs.glob("pretrain-*")
+    [lt] = runs.glob("lt_omp-*")
+    for damage, which, why in [(lambda: (pre / "metrics.json").write_text(""), "pretrain", "is broken (metrics.json"),
+                               (lambda: shutil.rmtree(lt), "lt_omp", "is missing"),
+                               (lambda: (lt / "metrics.json").unlink(), "lt_omp", "is unfinished"),
+                               (lambda: (out / "demo/notebooks/lt_omp_lr0.1_s1.ipynb").write_text("{trunc"), "lt_omp",
+                                "the executed notebook is unreadable")]:
+        damage()
+        dry = make("-n", *args, env=env)
+        assert why in dry.stderr and "executing it again" in dry.stderr, dry.stderr
+        n = len(log.read_text().splitlines())
+        r = make(*args, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        expect = ["pretrain_lr0.1_s1", "lt_omp_lr0.1_s1"] if which == "pretrain" else ["lt_omp_lr0.1_s1"]
+        assert _started(log, n) == expect + ["analysis"], (which, log.read_text())
+        n = len(log.read_text().splitlines())
+        assert make(*args, env=env).returncode == 0 and _started(log, n) == []  # healed: nothing left to do
+
+
+def test_the_plan_names_an_executed_notebook_whose_real_run_lost_a_weight_file(tiny_exp, tmp_path):
+    """Item 5, on runs the engine trained: a garbage final.pt (or a kept weight file deleted) makes the
+    plan execute the notebook again; deleting every weight file (results only) does not."""
+    import yaml
+    from lthlib.plan import build
+    exp = tiny_exp(epochs=1, settings=["pretrain"], notebooks="per_cell")
+    params = tmp_path / "grid.yaml"
+    params.write_text(yaml.safe_dump({k: v for k, v in exp.as_dict().items() if k != "out_root"}))
+    pre = L.pretrain(exp)
+    nb = Path(exp.out_root) / exp.name / "notebooks"
+    nb.mkdir(parents=True)
+    cell = f"{exp.name}/notebooks/pretrain_lr{exp.lr:g}_s{exp.seed}.ipynb"
+    (Path(exp.out_root) / cell).write_text(json.dumps({"cells": []}))
+    plan = lambda: build(str(params), {"lrs": [exp.lr], "seeds": [exp.seed]}, exp.out_root)
+    assert plan().rerun == {}
+    good = pre.final.read_bytes()
+    pre.final.write_bytes(b"garbage")
+    p = plan()
+    assert p.rerun == {cell: f"its run {pre.name} is broken (final.pt is not a torch file (it does not start as one))"}
+    assert f"$(OUT)/{cell}: lthlib-unfinished-runs" in p.text and ".PHONY: lthlib-unfinished-runs" in p.text
+    pre.final.write_bytes(good)
+    assert plan().rerun == {}
+    pre.final.unlink()
+    pre.init.unlink()
+    assert plan().rerun == {}  # results only: the report counts it, a setting needing its weights retrains it
 
 
 # ----------------------------------------------------------------------------- 6. a wrong metrics.json
