@@ -99,15 +99,15 @@ def unfinished_why(plan: RunPlan) -> str | None:
         return "is unfinished"
     if (why := rd.problem(weights=False)) is not None:
         return f"is broken ({why})"
-    weights = [rd.init, rd.final, rd.mask, *(rd.kept(t) for t in plan.keep_epochs)]
-    if not any(f.exists() for f in weights):
+    kept = [rd.kept(t) for t in plan.keep_epochs]
+    if not any(f.exists() for f in [rd.init, rd.final, rd.mask, *kept]):
         return None
     try:
         if done(plan):
             return None
     except LTHError as exc:
         return f"is broken ({exc})"
-    missing = [f.name for f in weights[3:] if not f.exists() or f.stat().st_size == 0]
+    missing = [f.name for f in kept if not f.exists() or f.stat().st_size == 0]
     return f"is broken ({rd.problem() or ', '.join(missing) + ' missing'})"
 
 

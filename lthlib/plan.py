@@ -122,25 +122,28 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
         cells = [(None, None, s) for s in settings]
     else:
         cells = [(lr, seed, s) for lr in exp.lrs for seed in exp.seeds for s in settings]
+    loaded = {(lr, seed): notebook_cell(params_file, sets, out_root, lr, seed) for lr, seed, _ in cells}
+    runs = {(lr, seed, s): notebook_runs(loaded[lr, seed][1], s) for lr, seed, s in cells}
     params = {f"{exp.name}/notebooks/{target_name(s, lr, seed)[:-6]}.params.yaml":
-              _cell_params(exp, params_file, sets, out_root, s, lr, seed) for lr, seed, s in cells}
+              _cell_params(exp, params_file, loaded[lr, seed][0], runs[lr, seed, s], s, lr, seed)
+              for lr, seed, s in cells}
     params[f"{exp.name}/reports/analysis.params.yaml"] = _params_text(
         f"notebooks/analysis.py -> {exp.name}/reports/analysis.ipynb",
         {"params_file": params_file, "overrides": {**sets, "out_root": out_root}}, exp.as_dict())
-    rerun = executed_but_unfinished(exp, params_file, sets, out_root, cells)
+    rerun = executed_but_unfinished(exp.name, out_root, runs)
     text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells, deps)
                      + _report_rules(exp.name, cells, pooled_grids(exp, sets)) + _rerun_rules(rerun))
     return Plan(exp.name, text, params, plan_size(exp, settings), exp, rerun)
 
 
-def executed_but_unfinished(exp: Experiment, params_file: str, sets: dict, out_root: str, cells: list) -> dict:
+def executed_but_unfinished(grid: str, out_root: str, runs: dict) -> dict:
     """The executed notebooks of the grid that make must execute again although nothing they are executed
     with changed (notebook path under ``out_root`` -> why): the notebook file is unreadable, or one of the
-    runs it trains is missing, unfinished or broken (``engine.unfinished_why``; results-only folders, copied
-    back without weights, are left alone). Each cell is loaded as its notebook loads it."""
+    runs it trains (``runs``: (lr, seed, setting) -> ``notebook_runs``) is missing, unfinished or broken
+    (``engine.unfinished_why``; results-only folders, copied back without weights, are left alone)."""
     out = {}
-    for lr, seed, s in cells:
-        rel = f"{exp.name}/notebooks/{target_name(s, lr, seed)}"
+    for (lr, seed, s), plans in runs.items():
+        rel = f"{grid}/notebooks/{target_name(s, lr, seed)}"
         path = Path(out_root) / rel
         if not path.is_file():
             continue  # not executed yet: make executes it anyway
@@ -151,7 +154,7 @@ def executed_but_unfinished(exp: Experiment, params_file: str, sets: dict, out_r
         if not ok:
             out[rel] = "the executed notebook is unreadable"
             continue
-        for plan in notebook_runs(notebook_cell(params_file, sets, out_root, lr, seed)[1], s):
+        for plan in plans:
             if (why := engine.unfinished_why(plan)) is not None:
                 out[rel] = f"its run {plan.name} {why}"
                 break
@@ -206,17 +209,17 @@ def notebook_runs(cell: Experiment, setting: str) -> list:
     return [p for c in protocol.cells(cell) for p in protocol.plan(c, setting)]
 
 
-def _cell_params(exp: Experiment, params_file: str, sets: dict, out_root: str, setting: str, lr: float,
-                 seed: int) -> str:
+def _cell_params(exp: Experiment, params_file: str, overrides: dict, runs: list, setting: str, lr: float | None,
+                 seed: int | None) -> str:
+    """The .params.yaml of a setting notebook: what ``notebook_cell`` gives it (``overrides``), the resolved
+    parameters and the names of the runs it trains (``runs``)."""
     entry = registry.get(setting)
     every = lr is None
-    overrides, cell = notebook_cell(params_file, sets, out_root, lr, seed)
     inputs = {"params_file": params_file, "lr": lr, "seed": seed, **entry.notebook_params, "overrides": overrides}
     resolved = {k: v for k, v in (exp if every else exp.replace(lr=lr, seed=seed)).as_dict().items()
                 if every or k not in GRID_SHAPE}
-    runs = [p.name for p in notebook_runs(cell, setting)]
     return _params_text(f"notebooks/{entry.notebook}.py -> {target_name(setting, lr, seed)}", inputs, resolved,
-                        runs)
+                        [p.name for p in runs])
 
 
 def _params_text(title: str, inputs: dict, resolved: dict, runs: list[str] = ()) -> str:

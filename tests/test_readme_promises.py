@@ -34,12 +34,12 @@ hold), each backed by a named test. This module holds the tests no other one che
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,7 @@ from lthlib import results as R
 from lthlib import runs as runs_module
 from lthlib.runs import HISTORY_COLUMNS, RunDir
 from test_make import SMALL, fake_venv, log_lines, make
+from test_settings import _resume_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,19 +120,25 @@ def test_every_run_file_is_written_by_rename_and_metrics_json_last(tiny_exp, mon
         assert on_disk <= {p.name for p in mine}, on_disk - {p.name for p in mine}  # nothing written in place
 
 
-def test_a_crash_while_marking_a_run_finished_leaves_it_unfinished(tiny_exp, monkeypatch):
-    """README: a crash never leaves a folder that looks done (here: the rename of metrics.json fails)."""
+@contextlib.contextmanager
+def metrics_json_cannot_be_renamed(monkeypatch):
+    """Within: the rename that lands a run's metrics.json fails as on a full disk."""
     real = os.replace
 
     def crash(src, dst):
         if Path(dst).name == "metrics.json":
             raise OSError(28, "No space left on device")
         return real(src, dst)
-    exp = tiny_exp(epochs=1)
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="could not write .*metrics.json"):
-        L.pretrain(exp)
+    yield
     monkeypatch.setattr(os, "replace", real)
+
+
+def test_a_crash_while_marking_a_run_finished_leaves_it_unfinished(tiny_exp, monkeypatch):
+    """README: a crash never leaves a folder that looks done (here: the rename of metrics.json fails)."""
+    exp = tiny_exp(epochs=1)
+    with metrics_json_cannot_be_renamed(monkeypatch), pytest.raises(OSError, match="could not write .*metrics.json"):
+        L.pretrain(exp)
     [folder] = (Path(exp.out_root) / exp.name / "runs").iterdir()
     rd = RunDir(folder)
     assert not rd.finished() and not rd.metrics.exists()
@@ -144,17 +151,9 @@ def test_a_crash_while_marking_a_run_finished_keeps_its_checkpoint_so_the_rerun_
                                                                                         capsys):
     """README ("Two commands"): cut runs resume from their last epoch, also when the cut falls between
     the last epoch and metrics.json: the checkpoint goes only after metrics.json has landed."""
-    real = os.replace
-
-    def crash(src, dst):
-        if Path(dst).name == "metrics.json":
-            raise OSError(28, "No space left on device")
-        return real(src, dst)
     exp = tiny_exp(epochs=3)
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with metrics_json_cannot_be_renamed(monkeypatch), pytest.raises(OSError):
         L.pretrain(exp)
-    monkeypatch.setattr(os, "replace", real)
     [folder] = (Path(exp.out_root) / exp.name / "runs").iterdir()
     assert RunDir(folder).checkpoint.exists()
     capsys.readouterr()
@@ -180,29 +179,13 @@ def test_a_results_only_run_counts_in_the_report_and_is_retrained_when_its_weigh
 
 
 # ----------------------------------------------------------------------------- killed, run again
-KILLED = """
-import os, signal, torch, lthlib as L
-import lthlib.training as T
-torch.set_num_threads(1)
-saves = [0]
-real = T.atomic_torch_save
-def dying_save(obj, path):
-    real(obj, path)
-    saves[0] += 1
-    if saves[0] >= 2:
-        os.kill(os.getpid(), signal.SIGKILL)   # killed right after the checkpoint of epoch 2
-T.atomic_torch_save = dying_save
-L.lt_omp(L.make_experiment(None, **{kw!r}))
-"""
-
-
 def test_killed_and_run_again_keeps_finished_runs_and_resumes_the_cut_one_from_its_last_epoch(tiny_exp, capsys):
     """README ("Two commands"): killing it and running it again keeps every finished run and resumes cut
     ones from their last epoch (not from the start)."""
     exp = tiny_exp(epochs=3, settings=["pretrain", "lt_omp"])
     pre = L.pretrain(exp)
     before = tree(pre.path)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED.format(kw=exp.as_dict()))],
+    proc = subprocess.run([sys.executable, "-c", _resume_script(exp, "lt_omp", 2)],  # killed after epoch 2's checkpoint
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert "epoch 2/3" in proc.stdout and "pretrain" not in proc.stdout  # the dense run was not retrained
