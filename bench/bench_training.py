@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lthlib import data as D  # noqa: E402
+from lthlib.engine import device_name  # noqa: E402
 from lthlib.models import build_model, load_profile  # noqa: E402
 from lthlib.pruning import MaskEnforcer, apply_mask, global_magnitude_mask, imp_sparsity  # noqa: E402
 from lthlib.training import Recipe, train  # noqa: E402
@@ -391,13 +392,9 @@ def save_rates(model_name: str, device, rates: dict, official: float, variant: s
                                              "variant": variant, "official": official,
                                              "variants": {n: {str(k): v for k, v in r.items()}
                                                           for n, r in variants.items()},
-                                             "device": _device_name(device), "study": study,
+                                             "device": device_name(device), "study": study,
                                              "measured": time.strftime("%Y-%m-%d %H:%M")}
     atomic_write_json(path, known)
-
-
-def _device_name(device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}"
 
 
 def main(argv=None) -> int:
@@ -469,7 +466,7 @@ def _grid_lines(model_name, dataset, data, a, device, official: float, ours: flo
     best = max(exact, key=lambda v: max(exact[v].values()), default=None)
     rates = exact[best] if best else {1: ours}
     study = study_estimates(model_name, dataset, found or {"processes": rates}, official, packed=bool(found))
-    print_study(study, _device_name(device))
+    print_study(study, device_name(device))
     save_rates(model_name, device, rates, official, best or "2 processes", found, study)
 
 

@@ -43,6 +43,20 @@ from .training import train
 _DATA_CACHE: dict = {}
 
 
+def device_name(device) -> str:
+    """The machine a run trained on, in words: the GPU's name, else the CPU's model and its core count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} cores)"
+
+
 def _data(exp: Experiment):
     root = project_path(exp.data_root)
     key = (exp.dataset, str(root), exp.n_train, exp.n_test, exp.subset_seed)
@@ -329,7 +343,8 @@ def _prepare(plan: RunPlan, profile, device, data_info, step: dict):
         return model, mask
     n_train, n_test, source = data_info
     record = {"identity": identity, "experiment": exp.as_dict(), "threads": torch.get_num_threads(),
-              "device": str(device), "processes": dist.world(), "torch": torch.__version__,
+              "device": str(device), "device_name": device_name(device), "processes": dist.world(),
+              "torch": torch.__version__,
               "code_version": code_version(), "determinism": set_determinism(exp, device),
               "python": platform.python_version(), "host": platform.node(), "data_source": source,
               "profile": profile, "n_train_used": n_train, "n_test_used": n_test, "step_variant": step,

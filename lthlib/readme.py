@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import layout
+from . import report
 from . import results as R
 from .errors import ConfigError
 from .runs import atomic_write_text, project_path
@@ -64,16 +65,34 @@ def premise_line(runs: pd.DataFrame) -> str:
     return " ".join(R.premise_summary(p))
 
 
-def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame) -> str:
-    """The README block of ``grid`` from its runs (results.csv rows) and verdicts (verdicts.csv)."""
-    counted = runs[runs["counted"].astype(str) == "True"] if "counted" in runs else runs
+def counted_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["counted"].astype(str) == "True"] if "counted" in runs else runs
+
+
+def found_lines(runs: pd.DataFrame, v: pd.DataFrame) -> list[str]:
+    """What the grid found in the paper's terms, one line per network, as the report's headline says it
+    (``report.network_headline``: Jackpot and secondary prize tickets with candidates and Holm-corrected
+    counts, or why there is no candidate), ending with what the paper says of that network (or, for a
+    dataset not in the paper, of the same model on CIFAR-10)."""
+    if not len(v):
+        return ["**No ticket verdicts yet**: no lottery-ticket run of this grid has finished."]
+    t3 = R.ticket_summary(v, counted_runs(runs))
+    return [report.network_headline(r, v[(v["model"] == r["model"]) & (v["dataset"] == r["dataset"])])
+            for r in t3.to_dict("records")]
+
+
+def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> str:
+    """The README block of ``grid`` from its runs (results.csv rows) and verdicts (verdicts.csv); ``links``
+    (a line naming the published report) goes first."""
+    counted = counted_runs(runs)
     versions = sorted({str(x) for x in counted["code_version"].dropna()}) if "code_version" in counted else []
     classes = v["class"].value_counts().to_dict() if len(v) else {}
     seeds = sorted({int(s) for s in counted["seed"].dropna()})
-    lines = [BEGIN.format(grid=grid),
-             f"Measured by `{grid}` ({len(counted)} counted runs; code {', '.join(versions) or 'unknown'}; "
-             f"final-epoch test accuracy, means over seeds {', '.join(map(str, seeds))}; the gaps' 95% CIs are "
-             f"paired over the seeds both runs have). {premise_line(counted)}", "",
+    lines = [BEGIN.format(grid=grid), *([links, ""] if links else []),
+             f"Measured by `{grid}` ({len(counted)} counted runs on {', '.join(report.devices(counted)) or 'unknown'}"
+             f"; code {', '.join(versions) or 'unknown'}; final-epoch test accuracy, means over seeds "
+             f"{', '.join(map(str, seeds))}; the gaps' 95% CIs are paired over the seeds both runs have). "
+             f"{premise_line(counted)}", "", *found_lines(runs, v), "",
              *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".",

@@ -191,9 +191,21 @@ def _n_train(exp, df: pd.DataFrame) -> int:
     return int(df["n_train"].max()) if len(df) and df["n_train"].notna().any() else exp.n_train
 
 
+def devices(df: pd.DataFrame) -> list[str]:
+    """The devices the runs of ``df`` trained on, each with its name where config.json recorded it
+    (``cuda (NVIDIA H200)``; older runs name the device type alone)."""
+    if not len(df) or "device" not in df:
+        return []
+    names = df["device_name"] if "device_name" in df else pd.Series([None] * len(df), index=df.index)
+    both = {f"{d} ({n})" if isinstance(n, str) and n else str(d)
+            for d, n in zip(df["device"], names) if isinstance(d, str)}
+    return sorted(both)
+
+
 def scale_markdown(exp, df: pd.DataFrame) -> str:
     """The grid's scale, recipe, data order, random-pruning mode, environment and code versions."""
-    dev = ", ".join(md_text(d) for d in sorted(df["device"].dropna().astype(str).unique())) if len(df) else "n/a"
+    dev = ", ".join(md_text(d) for d in devices(df)) or "n/a"
+    torches = ", ".join(md_text(t) for t in sorted(df["torch"].dropna().astype(str).unique())) if len(df) else ""
     thr = ", ".join(str(int(t)) for t in sorted(df["threads"].dropna().unique())) if len(df) else "n/a"
     n_train = _n_train(exp, df)
     n_test = int(df["n_test"].max()) if len(df) and df["n_test"].notna().any() else exp.n_test
@@ -211,8 +223,8 @@ def scale_markdown(exp, df: pd.DataFrame) -> str:
             f"| pruning | global magnitude over the profile, IMP {exp.imp_rounds} rounds of {exp.imp_rate:.0%}, "
             f"OMP at {exp.sparsities}, layer cap {exp.prune_cap} |\n"
             f"| random pruning | `random_mode: {exp.random_mode}` |\n"
-            f"| environment | torch {torch.__version__}, Python {platform.python_version()}, device {dev}, "
-            f"threads {thr} |\n| convolution precision | {conv_precision(df)} |\n"
+            f"| environment | the runs: torch {torches or 'n/a'}, device {dev}, threads {thr}; this report: torch "
+            f"{torch.__version__}, Python {platform.python_version()} |\n| convolution precision | {conv_precision(df)} |\n"
             f"| code version | {code_versions(df)} |" + _scale_warning(exp, n_train or 0))
 
 
@@ -426,13 +438,13 @@ def _failed_conditions(cand: pd.DataFrame) -> str:
     return ", ".join(f"{sym} fails at {n}" for sym, n in fails.items() if n)
 
 
-def _network_headline(r: dict, vn: pd.DataFrame) -> str:
+def network_headline(r: dict, vn: pd.DataFrame) -> str:
     """One network's finding in the paper's terms (a row of ``verdicts.table3`` and its tickets)."""
     where = f"**{r['model']} / {r['dataset']}**"
     if not r["candidates"]:
         return (f"{where}: **no candidate ticket** — every ticket fails ① ({_no_candidates(vn)}), so this grid "
                 f"cannot hold a Jackpot or secondary prize ticket; the LT − RR gaps below still say where the "
-                f"lottery ticket beats its random re-initialization.")
+                f"lottery ticket beats its random re-initialization. The paper: {r['paper']}.")
     cand = vn[vn["c1"].fillna(False)]
     text = [f"Jackpot tickets: **{r['Jackpot?']}** ({r['Jackpot rows']} of {r['candidates']} candidate tickets by "
             f"the means, {r['Jackpot Holm']} after Holm)",
@@ -453,7 +465,7 @@ def headline(exp, v: pd.DataFrame, t3: pd.DataFrame, premise_lines: list[str], c
     """What the report found, first: the grid (name, description), then per network which tickets are
     Jackpot / secondary prize / none, up to which sparsity and at which lr (Holm-corrected counts beside),
     then the premise (``premise_lines``) and the scale of the ``counted`` runs."""
-    lines = [_network_headline(r, v[(v["model"] == r["model"]) & (v["dataset"] == r["dataset"])])
+    lines = [network_headline(r, v[(v["model"] == r["model"]) & (v["dataset"] == r["dataset"])])
              for r in t3.to_dict("records")] if len(t3) else ["**No ticket verdicts yet**: no lottery-ticket run "
                                                                "of this grid has finished."]
     grid = f"**Grid `{exp.name}`**" + (f" — {md_text(exp.description)}" if exp.description else "")

@@ -56,7 +56,8 @@ def _row(path: Path, cfg: dict, met: dict) -> dict:
         "final_acc": met["final_test_acc"], "best_acc": met.get("best_test_acc_secondary"),
         "best_epoch": met.get("best_epoch_secondary"), "wall_time_s": met.get("wall_time_s"),
         "images_per_s": met.get("train_images_per_s"), "n_train": cfg.get("n_train_used"),
-        "n_test": cfg.get("n_test_used"), "device": met.get("device"), "threads": met.get("threads"),
+        "n_test": cfg.get("n_test_used"), "device": met.get("device"),
+        "device_name": cfg.get("device_name"), "threads": met.get("threads"),
         "torch": met.get("torch"), "code_version": cfg.get("code_version"), "amp": ident.get("amp"),
         "tf32": det.get("tf32"), "deterministic": det.get("deterministic"), "path": str(path), "identity": ident,
     }

@@ -108,8 +108,12 @@ def load_json(path, what: str = "file"):
 
 
 def code_version() -> str:
-    """``git describe`` of this code (recorded in every run; runs are not re-done when it changes)."""
+    """``git describe`` of this code (recorded in every run; runs are not re-done when it changes), or
+    ``LTHLIB_CODE_VERSION`` when set: a copy of the checkout without its .git (a lent GPU machine's) is
+    told its revision by the command that starts it."""
     import subprocess
+    if os.environ.get("LTHLIB_CODE_VERSION"):
+        return os.environ["LTHLIB_CODE_VERSION"]
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parent, timeout=10)

@@ -480,7 +480,7 @@ def _network_row(model: str, dataset: str, vn: pd.DataFrame, d: pd.DataFrame, al
     jack, second = _exists(cand, "Jackpot", alpha), _exists(cand, "secondary prize", alpha)
     lr = lr_preference(cand, d, alpha)
     imp = _preference(matched_gaps(cand, d, "family", "IMP", "OMP", ("IMP", "OMP"), alpha), alpha, ("IMP", "OMP"))
-    edge = cand[cand["at the boundary"].fillna(False)]
+    edge = cand[cand["at the boundary"].eq(True)]   # NaN (not evaluated) is not at the boundary
     entry = paper_entry(model, dataset)
     return {"model": model, "dataset": dataset, "candidates": len(cand),
             "Jackpot?": jack["answer"], "Jackpot rows": jack["rows"], "Jackpot Holm": jack["holm"],
@@ -563,16 +563,24 @@ def paper_entry(model: str, dataset: str) -> dict:
     not stated there), source, and summary (one line). Keys are our model names: the paper's CIFAR
     ResNet-18 is resnet18_cifar, its Tiny-ImageNet ResNets resnet18_tiny / resnet50_tiny, its ImageNet
     ones resnet18 / resnet50, its ResNet-32 resnet32_wide_official. Not in Table 3 (fashion_mnist, our own
-    models, He et al.'s resnet32, the no-residual ResNet-32 analysis): in paper False."""
+    models, He et al.'s resnet32, the no-residual ResNet-32 analysis): in paper False, and where the paper
+    has the same model on CIFAR-10 (ResNet-20 on Fashion-MNIST) the summary says what it found there."""
     entry = PAPER_TABLE3.get((model, dataset))
     if entry is None:
         why = "Fashion-MNIST is not in the paper" if dataset == "fashion_mnist" else \
             f"{model} on {dataset} is not in the paper's Table 3 as SPEC section 6 gives it"
+        near = PAPER_TABLE3.get((model, "cifar10")) if dataset != "cifar10" else None
+        also = f"; the paper's {model} on CIFAR-10: {_said(near)}" if near else ""
         return {"in paper": False, "Jackpot?": None, "secondary prize?": None, "at the boundary": None,
-                "prefers small LR?": None, "prefers IMP?": None, "source": why, "summary": f"not in the paper ({why})"}
+                "prefers small LR?": None, "prefers IMP?": None, "source": why,
+                "summary": f"not in the paper ({why}){also}"}
+    return {"in paper": True, **entry, "summary": _said(entry)}
+
+
+def _said(entry: dict) -> str:
     said = [f"{k} {entry[k]}" for k in ("Jackpot?", "secondary prize?", "at the boundary", "prefers small LR?",
                                          "prefers IMP?") if entry[k] is not None]
-    return {"in paper": True, **entry, "summary": "; ".join(said) + f" [{entry['source']}]"}
+    return "; ".join(said) + f" [{entry['source']}]"
 
 
 __all__ = ["SIMILAR", "CLEAR_GAP", "NOT_EVALUATED", "thresholds", "prepare", "best_rr", "compare_paired",

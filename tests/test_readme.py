@@ -7,24 +7,33 @@ import pandas as pd
 import pytest
 
 from lthlib import readme
+from lthlib import verdicts as V
 from lthlib.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _verdicts():
+    """verdicts.csv as the report writes it for ``_runs()``, with the numbers the tests read set by hand."""
     nan = float("nan")
-    row = dict(model="m", dataset="fashion_mnist", epochs=4, family="IMP", sparsity=0.59, lr=0.1, **{
-        "LT mean": 78.456, "LT n": 3, "c1": False, "c2 gap": 4.08, "c2 CI low": 1.9, "c2 CI high": 6.3,
-        "c3 gap": 2.34, "c3 CI low": -0.5, "c3 CI high": 5.1, "c3 RR lr": 0.1, "c4 gap": 2.3, "c4 CI low": nan,
-        "c4 CI high": nan, "c5 gap": nan, "c5 CI low": nan, "c5 CI high": nan, "class": "none"})
-    return pd.DataFrame([row, {**row, "lr": 0.01, "c1": True, "class": "secondary prize"}])
+    v = V.verdict_table(_runs(), 4, nontrivial=0.5)
+    row = {"LT mean": 78.456, "LT n": 3, "c1": False, "c2 gap": 4.08, "c2 CI low": 1.9, "c2 CI high": 6.3,
+           "c3 gap": 2.34, "c3 CI low": -0.5, "c3 CI high": 5.1, "c3 RR lr": 0.1, "c4 gap": 2.3, "c4 CI low": nan,
+           "c4 CI high": nan, "c5 gap": nan, "c5 CI low": nan, "c5 CI high": nan, "class": "none"}
+    for lr, extra in ((0.1, {}), (0.01, {"c1": True, "class": "secondary prize"})):
+        for k, x in {**row, **extra}.items():
+            v.loc[v["lr"] == lr, k] = x
+    return v
 
 
 def _runs():
-    return pd.DataFrame([{"setting": "pretrain", "model": "m", "dataset": "fashion_mnist", "epochs": 4, "lr": lr,
-                          "seed": s, "final_acc": acc + s / 10, "counted": True, "code_version": "abc1234"}
-                         for lr, acc in ((0.1, 76.0), (0.01, 62.0)) for s in (1, 2, 3)])
+    base = {"model": "m", "dataset": "fashion_mnist", "epochs": 4, "counted": True, "code_version": "abc1234",
+            "device": "cuda", "device_name": "NVIDIA H200"}
+    dense = [{**base, "setting": "pretrain", "target_sparsity": 0.0, "lr": lr, "seed": s, "final_acc": acc + s / 10}
+             for lr, acc in ((0.1, 76.0), (0.01, 62.0)) for s in (1, 2, 3)]
+    tickets = [{**base, "setting": setting, "target_sparsity": 0.59, "lr": lr, "seed": s, "final_acc": acc + s / 10}
+               for setting, acc in (("lt_imp", 78.3), ("rr_imp", 76.0)) for lr in (0.1, 0.01) for s in (1, 2, 3)]
+    return pd.DataFrame(dense + tickets)
 
 
 def test_a_block_is_the_verdicts_with_their_intervals_and_the_premise():
@@ -33,7 +42,10 @@ def test_a_block_is_the_verdicts_with_their_intervals_and_the_premise():
     assert "| IMP | 0.590 | 0.1 | 78.46 (3) | +4.08 [+1.9, +6.3] | +2.34 [-0.5, +5.1] (lr 0.1) | +2.30 | " \
            "not evaluated | none (① fails) |" in text
     assert "| secondary prize |" in text and "Classes: Jackpot 0, secondary prize 1, none 1" in text
-    assert "**Premise holds**" in text and "code abc1234" in text and "6 counted runs" in text
+    assert "**Premise holds**" in text and "code abc1234" in text and "18 counted runs on cuda (NVIDIA H200)" in text
+    # what the grid found, in the paper's terms, then what the paper says of the same model on CIFAR-10
+    found = next(line for line in text.splitlines() if line.startswith("**m / fashion_mnist**"))
+    assert "secondary prize tickets: **" in found and "The paper: not in the paper" in found
 
 
 def test_replacing_a_block_needs_its_markers_and_keeps_the_rest():

@@ -396,6 +396,10 @@ def test_paper_entries_come_from_spec_section_6():
     fm = V.paper_entry("lenet5", "fashion_mnist")
     assert not fm["in paper"] and fm["summary"] == "not in the paper (Fashion-MNIST is not in the paper)"
     assert not V.paper_entry("resnet32", "cifar10")["in paper"]  # He et al.'s, not the paper's 2x-wide one
+    r20_fm = V.paper_entry("resnet20", "fashion_mnist")  # the lite grid: the paper's model on another dataset
+    assert not r20_fm["in paper"] and r20_fm["Jackpot?"] is None
+    assert r20_fm["summary"] == ("not in the paper (Fashion-MNIST is not in the paper); the paper's resnet20 on "
+                                 "CIFAR-10: " + r20["summary"])
 
 
 def test_support_p_needs_every_ci_on_the_class_side():

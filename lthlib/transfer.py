@@ -1,0 +1,377 @@
+"""Run folders packed for the trip back from a GPU machine, and unpacked into an outputs root here.
+
+A lent GPU machine has no papermill: it trains a grid with ``python -m lthlib.schedule`` and then packs
+what a report needs (``scripts/gpu_check.sh``'s ``lite`` check does both):
+
+    python -m lthlib.transfer pack params/lite_fmnist_resnet20.yaml [key=value ...] --dest DIR
+        [--wall-s S] [--rc N] [--part-mib 15] [--max-mib 56]
+
+writes ``DIR/<grid>.results.tgz`` (config.json, history.csv and metrics.json of every finished run of the
+plan, and ``<grid>/provenance.json``: the machine, torch, the code version, the parameters, the training's
+wall time and exit status, how many of the plan's runs finished) and ``DIR/<grid>.weights.tgz.NN``: every
+weight file of the finished runs whose weights the report reads (``weight_groups``: the trajectory runs,
+the dense runs, the OMP runs R_p uses), whole run folders in that order while they fit in ``--max-mib``
+MiB compressed, in parts of at most ``--part-mib`` MiB (the device tool brings back files of 16 MiB at most);
+provenance.json says what was packed. Here:
+
+    python -m lthlib.transfer unpack DIR [--out outputs] [--replace]
+
+reads every archive of DIR, checks each member (a regular file of one grid's run folder with a file name a
+run writes, or the grid's provenance.json; a bad member stops it with nothing written), extracts into a
+staging folder under the outputs root and moves each run folder into place (a run folder already there is
+kept, and given the files it lacks, when the files both hold are the same, and refused when they differ,
+unless ``--replace``: then the folder is replaced whole). Then it writes the grid's plan (plan.mk and the notebooks' parameter files, as ``make grid``
+does) with the parameters the runs were trained with, so ``make report OUT=...`` renders the grid's report
+from them without training anything; ``python -m lthlib.readme publish <grid> --report`` publishes it.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path, PurePosixPath
+
+from . import layout
+from .errors import ConfigError, LTHError
+from .runs import RunDir, atomic_write_json, code_version, project_path
+
+PROVENANCE = "provenance.json"
+RESULT_FILES = ("config.json", "history.csv", "metrics.json")  # metrics.json last: it marks a run finished
+WEIGHT_FILE = re.compile(r"(init|final|mask)\.pt|weights_e\d{3}\.pt")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+MIB = 1 << 20
+GZ_LEVEL = 1  # weights are floats: a higher level saves little and costs several times the time
+
+
+# ----------------------------------------------------------------------------- pack (on the GPU machine)
+def _grid_plans(params_file, sets: list[str]):
+    from . import settings
+    from .params import load, parse_sets
+    exp = load(params_file, parse_sets(sets, "command-line overrides"))
+    return exp, settings.grid_plans(exp)
+
+
+def _result_ready(rd: RunDir) -> bool:
+    return rd.metrics.exists() and rd.problem(weights=False) is None
+
+
+def machine() -> dict:
+    """This machine, in words and numbers (for provenance.json)."""
+    import torch
+    from .engine import device_name
+    cuda = torch.cuda.is_available()
+    return {"device": device_name("cuda" if cuda else "cpu"), "gpus": torch.cuda.device_count() if cuda else 0,
+            "host": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "cuda": torch.version.cuda if cuda else None, "python": platform.python_version()}
+
+
+def _write_tar(path: Path, files: list[tuple[Path, str]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=GZ_LEVEL) as tar:
+            for f, arc in files:
+                tar.add(f, arcname=arc, recursive=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _split(path: Path, part_bytes: int) -> list[Path]:
+    """``path`` cut into ``path.00``, ``path.01``, ... of at most ``part_bytes`` each (``path`` removed)."""
+    for stale in path.parent.glob(f"{path.name}.[0-9][0-9]"):   # an earlier pack's parts would be read as ours
+        stale.unlink()
+    parts = []
+    with open(path, "rb") as f:
+        while chunk := f.read(part_bytes):
+            part = path.with_name(f"{path.name}.{len(parts):02d}")
+            tmp = part.with_name(f".{part.name}.tmp{os.getpid()}")
+            tmp.write_bytes(chunk)
+            tmp.replace(part)
+            parts.append(part)
+    path.unlink()
+    return parts
+
+
+def _run_files(rd: RunDir, weights: bool) -> list[tuple[Path, str]]:
+    grid = rd.path.parent.parent.name
+    names = sorted(p.name for p in rd.path.iterdir() if WEIGHT_FILE.fullmatch(p.name)) if weights else list(RESULT_FILES)
+    return [(rd.path / n, f"{grid}/runs/{rd.name}/{n}") for n in names]
+
+
+# the sparsity the report's R_p is measured at (notebooks/analysis.py's rp_sparsity; a test holds them equal)
+RP_SPARSITY = 0.832
+
+
+def weight_groups(plans, rp_sparsity: float = RP_SPARSITY) -> list[tuple[str, list]]:
+    """The finished runs whose weight files the report reads, most needed first, as (what for, plans):
+    the runs that keep a trajectory (the loss-surface figure), the dense runs (θ0-θT correlation; θ0 and θT
+    of R_p), and the LT-OMP / RR-OMP runs at the OMP sparsity nearest ``rp_sparsity`` (R_p's mask m and
+    RR's θ0'). A run is packed with all its weight files or none, so a folder here is complete or holds
+    results only (both of which ``make`` leaves alone)."""
+    from .engine import done
+    from .pruning import nearest_sparsity
+    fin = [p for p in plans if done(p)]
+    omp = [p for p in fin if p.setting in ("lt_omp", "rr_omp")]
+    at = nearest_sparsity([p.identity.get("sparsity") for p in omp], rp_sparsity)
+    groups = [("trajectories", [p for p in fin if p.keep_epochs]),
+              ("dense weights", [p for p in fin if p.setting == "pretrain"]),
+              (f"OMP weights at s = {at}", [p for p in omp if p.identity.get("sparsity") == at])]
+    seen, out = set(), []
+    for what, ps in groups:
+        ps = [p for p in sorted(ps, key=lambda p: p.name) if p.name not in seen]
+        seen |= {p.name for p in ps}
+        if ps:
+            out.append((what, ps))
+    return out
+
+
+def _gz_size(files: list[tuple[Path, str]]) -> int:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=GZ_LEVEL) as tar:
+        for f, arc in files:
+            tar.add(f, arcname=arc, recursive=False)
+    return buf.tell()
+
+
+def select_weights(plans, budget: int) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The weight files to pack within ``budget`` compressed bytes, group by group in ``weight_groups``'s
+    order, run by run; (files, one line per group saying how many of its runs were packed)."""
+    files, notes, used = [], [], 0
+    for what, ps in weight_groups(plans):
+        taken = 0
+        for p in ps:
+            run = _run_files(p.folder, True)
+            size = _gz_size(run)
+            if used + size > budget:
+                continue
+            files += run
+            used += size
+            taken += 1
+        notes.append(f"{what}: {taken} of {len(ps)} runs" + ("" if taken == len(ps) else " (the rest over the budget)"))
+    return files, notes
+
+
+def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: int | None = None,
+         part_mib: float = 15, max_mib: float = 56) -> list[Path]:
+    """Pack the finished runs of the grid ``params_file`` + ``sets`` into ``dest`` (see the module doc);
+    returns the files written."""
+    exp, plans = _grid_plans(params_file, sets)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    finished = sorted((p for p in plans if _result_ready(p.folder)), key=lambda p: p.name)
+    weights, notes = select_weights(finished, int(max_mib * MIB))
+    written = []
+    if weights:
+        tgz = dest / f"{exp.name}.weights.tgz"
+        _write_tar(tgz, weights)
+        notes.append(f"{tgz.stat().st_size / MIB:.1f} MiB")
+        written = _split(tgz, int(part_mib * MIB))
+    prov = {"grid": exp.name, "params_file": str(params_file),
+            "sets": [s for s in sets if not s.startswith("out_root=")], "code_version": code_version(),
+            "machine": machine(), "training_wall_s": wall_s, "training_rc": rc,
+            "runs_planned": len(plans), "runs_finished": len(finished),
+            "weights_packed": "; ".join(notes) or "none (no run the report reads weights of has finished)",
+            "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    prov_path = layout.grid_dir(exp.out_root, exp.name) / PROVENANCE
+    atomic_write_json(prov_path, prov)
+    results = dest / f"{exp.name}.results.tgz"
+    _write_tar(results, [(prov_path, f"{exp.name}/{PROVENANCE}")]
+               + [f for p in finished for f in _run_files(p.folder, False)])
+    return [results, *written]
+
+
+# ----------------------------------------------------------------------------- unpack (here)
+class _Chain(io.RawIOBase):
+    """The parts of one archive read as one stream."""
+
+    def __init__(self, paths: list[Path]):
+        self._files = [open(p, "rb") for p in paths]
+        self._i = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._i < len(self._files):
+            n = self._files[self._i].readinto(b)
+            if n:
+                return n
+            self._i += 1
+        return 0
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        super().close()
+
+
+def _member_target(name: str, grid: str, where: str) -> PurePosixPath:
+    parts = PurePosixPath(name).parts
+    ok = parts == (grid, PROVENANCE) or (
+        len(parts) == 4 and parts[0] == grid and parts[1] == "runs" and SAFE_NAME.fullmatch(parts[2])
+        and (parts[3] in RESULT_FILES or WEIGHT_FILE.fullmatch(parts[3])))
+    if not ok:
+        raise ConfigError(f"{where}: member {name!r} is not a file of a run folder of grid {grid!r} "
+                          f"({grid}/runs/<run>/<config.json|history.csv|metrics.json|*.pt>) nor its "
+                          f"{PROVENANCE}; nothing was unpacked. Pack it with `python -m lthlib.transfer pack`")
+    return PurePosixPath(*parts)
+
+
+def _extract(stream, where: str, grid: str, stage: Path) -> int:
+    n = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+            for m in tar:
+                if not m.isfile():
+                    raise ConfigError(f"{where}: member {m.name!r} is not a regular file; nothing was unpacked")
+                target = stage / _member_target(m.name, grid, where)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(m) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                n += 1
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ConfigError(f"{where}: not a readable archive ({exc}); nothing was unpacked. Fetch it again "
+                          f"(all its parts, for a .weights.tgz.NN)") from exc
+    return n
+
+
+def _agree(a: Path, b: Path) -> bool:
+    """Every file the run folders ``a`` and ``b`` both hold is the same in both."""
+    return all((b / p.name).read_bytes() == p.read_bytes() for p in a.iterdir() if (b / p.name).exists())
+
+
+def archives(source) -> dict[str, dict]:
+    """The archives of the folder ``source`` by grid: {grid: {"results": path, "weights": [parts]}}."""
+    src = Path(source)
+    if not src.is_dir():
+        raise ConfigError(f"{src}: no such folder; give the folder the packed archives were fetched into")
+    found: dict[str, dict] = {}
+    for p in sorted(src.glob("*.results.tgz")):
+        found[p.name[:-len(".results.tgz")]] = {"results": p, "weights": []}
+    for p in sorted(src.glob("*.weights.tgz.[0-9][0-9]")):
+        grid = p.name[:-len(".weights.tgz.00")]
+        if grid not in found:
+            raise ConfigError(f"{p}: a weights part without its {grid}.results.tgz in {src}; fetch that too")
+        found[grid]["weights"].append(p)
+    if not found:
+        raise ConfigError(f"{src}: no <grid>.results.tgz here; pack the grid with `python -m lthlib.transfer "
+                          f"pack` on the machine that trained it")
+    for grid, f in found.items():
+        if not SAFE_NAME.fullmatch(grid):
+            raise ConfigError(f"{f['results']}: {grid!r} is not a grid name")
+        numbers = [int(p.name[-2:]) for p in f["weights"]]
+        if numbers != list(range(len(numbers))):
+            raise ConfigError(f"{src}: the parts of {grid}.weights.tgz are {numbers}: one is missing (they are "
+                              f"numbered from 00 without a gap); fetch every part")
+    return found
+
+
+def unpack(source, out_root="outputs", replace: bool = False, write_plan: bool = True) -> list[dict]:
+    """Unpack every archive of ``source`` into ``out_root`` (see the module doc); one summary per grid."""
+    root = layout.root(out_root)
+    root.mkdir(parents=True, exist_ok=True)
+    done = []
+    for grid, f in archives(source).items():
+        stage = root / f".unpack-{grid}-{os.getpid()}"
+        shutil.rmtree(stage, ignore_errors=True)
+        try:
+            with open(f["results"], "rb") as stream:
+                files = _extract(stream, str(f["results"]), grid, stage)
+            if f["weights"]:
+                with _Chain(f["weights"]) as stream:
+                    files += _extract(stream, f"{f['weights'][0]} (and its other parts)", grid, stage)
+            prov_file = stage / grid / PROVENANCE
+            if not prov_file.exists():
+                raise ConfigError(f"{f['results']}: no {grid}/{PROVENANCE} in it; pack it with `python -m "
+                                  f"lthlib.transfer pack`")
+            prov = json.loads(prov_file.read_text())
+            done.append({**_place(stage / grid, layout.grid_dir(out_root, grid), replace), "grid": grid,
+                         "files": files, "provenance": prov})
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        if write_plan:
+            _write_plan(prov, out_root)
+    return done
+
+
+def _place(staged: Path, grid_dir: Path, replace: bool) -> dict:
+    """Move the staged run folders into ``grid_dir/runs``. A folder already there whose files agree with
+    the staged one gets the files it lacks (weights for a results-only folder) and keeps its own; one whose
+    files differ is refused (nothing moved) unless ``replace``, which replaces it whole."""
+    runs = sorted((staged / "runs").iterdir()) if (staged / "runs").is_dir() else []
+    existing = [r for r in runs if (grid_dir / "runs" / r.name).exists()]
+    differ = [r.name for r in existing if not _agree(r, grid_dir / "runs" / r.name)]
+    if differ and not replace:
+        raise ConfigError(f"{grid_dir / 'runs'}: {len(differ)} run folder(s) already there hold other files "
+                          f"(e.g. {differ[0]}); nothing was unpacked. Unpack into another OUT, or give --replace "
+                          f"to replace those folders whole")
+    (grid_dir / "runs").mkdir(parents=True, exist_ok=True)
+    moved = added = 0
+    for r in runs:
+        dest = grid_dir / "runs" / r.name
+        if dest.exists() and r.name not in differ:
+            new = [p for p in r.iterdir() if not (dest / p.name).exists()]
+            for p in sorted(new, key=lambda p: p.name == "metrics.json"):   # metrics.json, if new, last
+                os.replace(p, dest / p.name)
+            added += bool(new)
+            continue
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(r, dest)
+        moved += 1
+    os.replace(staged / PROVENANCE, grid_dir / PROVENANCE)
+    return {"runs": len(runs), "placed": moved, "completed": added, "kept": len(runs) - moved - added}
+
+
+def _write_plan(prov: dict, out_root) -> None:
+    from .plan import main as plan_main
+    params = prov.get("params_file")
+    if not isinstance(params, str) or not params:
+        raise ConfigError(f"{PROVENANCE} of {prov.get('grid')!r}: no params_file; its plan cannot be written")
+    if plan_main([str(project_path(params)), *prov.get("sets", []), "--out-root", str(out_root)]) != 0:
+        raise ConfigError(f"the plan of {prov.get('grid')!r} ({params} {' '.join(prov.get('sets', []))}) could "
+                          f"not be written: see the error above")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lthlib.transfer", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="pack a grid's finished runs (on the machine that trained them)")
+    p.add_argument("params_file")
+    p.add_argument("sets", nargs="*", help="the key=value overrides the grid was trained with")
+    p.add_argument("--dest", required=True, help="folder the archives are written to")
+    p.add_argument("--wall-s", type=float, help="the training's wall time, for provenance.json")
+    p.add_argument("--rc", type=int, help="the training's exit status, for provenance.json")
+    p.add_argument("--part-mib", type=float, default=15)
+    p.add_argument("--max-mib", type=float, default=56)
+    u = sub.add_parser("unpack", help="unpack fetched archives into an outputs root and write the grid's plan")
+    u.add_argument("source")
+    u.add_argument("--out", default="outputs")
+    u.add_argument("--replace", action="store_true", help="replace run folders that differ")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "pack":
+            for f in pack(a.params_file, a.sets, a.dest, a.wall_s, a.rc, a.part_mib, a.max_mib):
+                print(f"{f} ({f.stat().st_size / MIB:.2f} MiB)")
+            return 0
+        for s in unpack(a.source, a.out, a.replace):
+            pr = s["provenance"]
+            print(f"{s['grid']}: {s['runs']} run folders ({s['placed']} placed, {s['completed']} given the files they "
+                  f"lacked, {s['kept']} already there) from "
+                  f"{pr['machine']['device']}, code {pr['code_version']}; render its report: make report "
+                  f"OUT={a.out}")
+        return 0
+    except LTHError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

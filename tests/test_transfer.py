@@ -1,0 +1,168 @@
+"""Run folders packed on a GPU machine and unpacked here (lthlib.transfer): what travels, what is refused."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import lthlib
+from lthlib import layout, settings, transfer
+from lthlib.errors import ConfigError
+from lthlib.runs import HISTORY_COLUMNS
+from fakeruns import fake_study
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """The fake study's 16-epoch grid (seed 3 results-only) packed into parts of 0.05 MiB."""
+    tmp = tmp_path_factory.mktemp("transfer")
+    params = fake_study(tmp) / "study.yaml"
+    for run in (layout.grid_dir(tmp / "out", "study") / "runs").iterdir():   # a history the engine would write
+        (run / "history.csv").write_text(",".join(HISTORY_COLUMNS) + "\n1" + ",0.5" * (len(HISTORY_COLUMNS) - 1) + "\n")
+        for f in run.glob("*.pt"):                                  # and torch files for the placeholders
+            if f.read_bytes() == b"placeholder":
+                torch.save({"w": torch.zeros(3)}, f)
+    sets = [f"out_root={tmp / 'out'}"]
+    files = transfer.pack(params, sets, tmp / "back", wall_s=12.5, rc=0, part_mib=0.05)
+    exp = lthlib.load(params, {"out_root": str(tmp / "out")})
+    return tmp, params, exp, files
+
+
+def _runs(out_root, grid="study") -> dict[str, set[str]]:
+    runs = layout.grid_dir(out_root, grid) / "runs"
+    return {r.name: {p.name for p in r.iterdir()} for r in runs.iterdir()} if runs.is_dir() else {}
+
+
+def test_pack_writes_the_results_of_every_finished_run_and_the_weights_the_report_reads(packed):
+    tmp, params, exp, files = packed
+    assert files[0].name == "study.results.tgz" and len(files) > 2, files   # results, then weights in parts
+    assert [f.name for f in files[1:]] == [f"study.weights.tgz.{i:02d}" for i in range(len(files) - 1)]
+    assert all(f.stat().st_size <= 0.05 * transfer.MIB for f in files[1:])
+    with tarfile.open(files[0]) as tar:
+        names = tar.getnames()
+        prov = json.load(tar.extractfile("study/provenance.json"))
+    plans = settings.grid_plans(exp)
+    assert len({n.split("/")[2] for n in names if "/runs/" in n}) == len(plans)
+    assert not [n for n in names if n.endswith(".pt")]
+    assert prov["runs_planned"] == prov["runs_finished"] == len(plans)
+    assert prov["training_wall_s"] == 12.5 and prov["training_rc"] == 0 and prov["sets"] == []
+    assert prov["machine"]["device"] and prov["machine"]["torch"] and prov["code_version"]
+    # weights: every dense run with weights (seeds 1, 2; seed 3 is results-only) and OMP at s = 0.832
+    assert re.search(r"dense weights: 6 of 6 runs; OMP weights at s = 0.832: 12 of 12 runs", prov["weights_packed"])
+
+
+def test_unpack_rebuilds_the_run_folders_and_the_plan(packed, tmp_path):
+    tmp, params, exp, files = packed
+    (summary,) = transfer.unpack(tmp / "back", tmp_path / "here")
+    assert summary["grid"] == "study" and summary["placed"] == summary["runs"] == len(settings.grid_plans(exp))
+    there, here = _runs(tmp / "out"), _runs(tmp_path / "here")
+    assert set(here) == set(there)
+    for name, files_here in here.items():
+        src = layout.grid_dir(tmp / "out", "study") / "runs" / name
+        assert set(transfer.RESULT_FILES) <= files_here <= there[name]
+        assert all((src / f).read_bytes() == (tmp_path / "here" / "study" / "runs" / name / f).read_bytes()
+                   for f in files_here)
+    dense = [p for p in settings.grid_plans(exp.replace(out_root=str(tmp_path / "here")))
+             if p.setting == "pretrain" and p.cell.seed != 3]
+    assert dense and all(p.folder.final.exists() and p.folder.init.exists() for p in dense)
+    assert (tmp_path / "here" / "study" / "plan.mk").exists()
+    assert not list((tmp_path / "here").glob(".unpack-*"))
+
+
+def test_unpacking_again_keeps_identical_folders_and_refuses_differing_ones(packed, tmp_path):
+    tmp, _, _, _ = packed
+    transfer.unpack(tmp / "back", tmp_path, write_plan=False)
+    again = transfer.unpack(tmp / "back", tmp_path, write_plan=False)[0]
+    assert again["placed"] == 0 and again["kept"] == again["runs"]
+    run = next((tmp_path / "study" / "runs").iterdir())
+    (run / "metrics.json").write_text("{}")                     # a folder that holds another run's results
+    before = _runs(tmp_path)
+    with pytest.raises(ConfigError, match="already there hold other files.*--replace"):
+        transfer.unpack(tmp / "back", tmp_path, write_plan=False)
+    assert _runs(tmp_path) == before and (run / "metrics.json").read_text() == "{}"
+    assert transfer.unpack(tmp / "back", tmp_path, replace=True, write_plan=False)[0]["placed"] == 1
+    assert json.loads((run / "metrics.json").read_text())["final_test_acc"] > 0
+
+
+def test_a_results_only_folder_here_gets_the_weights_that_arrive(packed, tmp_path):
+    tmp, _, _, files = packed
+    (tmp_path / "results_only").mkdir()
+    (tmp_path / "results_only" / files[0].name).write_bytes(files[0].read_bytes())
+    transfer.unpack(tmp_path / "results_only", tmp_path / "out", write_plan=False)
+    assert not any(n.endswith(".pt") for names in _runs(tmp_path / "out").values() for n in names)
+    s = transfer.unpack(tmp / "back", tmp_path / "out", write_plan=False)[0]
+    assert s["placed"] == 0 and s["completed"] == 18     # the dense and OMP runs with weights
+    got = {n: {f for f in names if f.endswith(".pt")} for n, names in _runs(tmp_path / "out").items()}
+    source = _runs(tmp / "out")
+    assert sum(bool(w) for w in got.values()) == 18
+    assert all(w == {f for f in source[n] if f.endswith(".pt")} for n, w in got.items() if w)
+
+
+def _tgz(path: Path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("bad", ["study/runs/../../evil.txt", "study/runs/x/run.sh", "/abs/metrics.json",
+                                 "other/runs/x/metrics.json"])
+def test_a_member_outside_a_run_folder_stops_the_unpack_with_nothing_written(tmp_path, bad):
+    src = tmp_path / "back"
+    src.mkdir()
+    _tgz(src / "study.results.tgz", {"study/provenance.json": b"{}", "study/runs/r1/metrics.json": b"{}", bad: b"x"})
+    with pytest.raises(ConfigError, match="is not a file of a run folder.*nothing was unpacked"):
+        transfer.unpack(src, tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [] and not (tmp_path / "evil.txt").exists()
+
+
+def test_a_missing_part_or_a_truncated_archive_is_named(packed, tmp_path):
+    tmp, _, _, files = packed
+    src = tmp_path / "back"
+    src.mkdir()
+    for f in files:
+        if not f.name.endswith(".01"):
+            (src / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ConfigError, match=r"parts of study.weights.tgz are \[0, 2.*one is missing"):
+        transfer.unpack(src, tmp_path / "out")
+    for f in files[1:]:
+        (src / f.name).unlink(missing_ok=True)
+    (src / files[1].name).write_bytes(files[1].read_bytes())       # part 00 alone: the archive is cut short
+    with pytest.raises(ConfigError, match="not a readable archive"):
+        transfer.unpack(src, tmp_path / "out")
+    assert not _runs(tmp_path / "out")
+
+
+def test_a_small_budget_packs_whole_run_folders_and_says_what_it_left(packed, tmp_path):
+    tmp, params, exp, _ = packed
+    transfer.pack(params, [f"out_root={tmp / 'out'}"], tmp_path, max_mib=0.4)   # room for a few dense runs
+    with tarfile.open(tmp_path / "study.results.tgz") as tar:
+        prov = json.load(tar.extractfile("study/provenance.json"))
+    taken = int(re.search(r"dense weights: (\d) of 6 runs \(the rest over the budget\)", prov["weights_packed"])[1])
+    assert 0 < taken < 6 and sum(f.stat().st_size for f in tmp_path.glob("study.weights.tgz.*")) <= 0.4 * transfer.MIB
+    transfer.unpack(tmp_path, tmp_path / "out", write_plan=False)
+    source = _runs(tmp / "out")
+    got = {n: {f for f in names if f.endswith(".pt")} for n, names in _runs(tmp_path / "out").items()}
+    assert sum(bool(w) for w in got.values()) >= taken
+    assert all(w in (set(), {f for f in source[n] if f.endswith(".pt")}) for n, w in got.items())  # all or none
+
+
+def test_the_rp_sparsity_is_the_analysis_notebooks():
+    text = (ROOT / "notebooks" / "analysis.py").read_text()
+    assert float(re.search(r"^rp_sparsity(?::\s*float)?\s*=\s*([0-9.]+)", text, re.M).group(1)) == transfer.RP_SPARSITY
+
+
+def test_code_version_is_the_environments_when_given(monkeypatch):
+    from lthlib.runs import code_version
+    monkeypatch.setenv("LTHLIB_CODE_VERSION", "v1.2-3-gabc")
+    assert code_version() == "v1.2-3-gabc"
+    monkeypatch.delenv("LTHLIB_CODE_VERSION")
+    assert code_version() != "v1.2-3-gabc"
