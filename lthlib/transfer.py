@@ -182,9 +182,29 @@ def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: in
     prov_path = layout.grid_dir(exp.out_root, exp.name) / PROVENANCE
     atomic_write_json(prov_path, prov)
     results = dest / f"{exp.name}.results.tgz"
-    _write_tar(results, [(prov_path, f"{exp.name}/{PROVENANCE}")]
-               + [f for p in finished for f in _run_files(p.folder, False)])
+    _results_tar(results, exp.name, prov_path, [p.folder for p in finished])
     return [results, *written]
+
+
+def _results_tar(path: Path, grid: str, prov_path: Path, rundirs: list[RunDir]) -> None:
+    _write_tar(path, [(prov_path, f"{grid}/{PROVENANCE}")] + [f for rd in rundirs for f in _run_files(rd, False)])
+
+
+def pack_results(out_root, grid: str, path) -> int:
+    """``path``: the results (config.json, history.csv, metrics.json; no weights) of every finished run
+    folder of ``grid`` under ``out_root`` with the grid's provenance.json, as ``unpack`` reads them (for a
+    published report, which regenerates from them); returns how many run folders it holds."""
+    grid_dir = layout.grid_dir(out_root, grid)
+    prov = grid_dir / PROVENANCE
+    if not prov.exists():
+        raise ConfigError(f"{prov}: missing; it says where and how the runs were trained. Write it with `python -m "
+                          f"lthlib.transfer pack <params file> [key=value ...] out_root={out_root} --dest <folder>` "
+                          f"on the machine that trained them (or unpack the grid's archives here)")
+    runs = layout.runs_dir(out_root, grid)
+    rundirs = sorted((RunDir(p) for p in runs.iterdir() if p.is_dir() and _result_ready(RunDir(p))),
+                     key=lambda rd: rd.name) if runs.is_dir() else []
+    _results_tar(Path(path), grid, prov, rundirs)
+    return len(rundirs)
 
 
 # ----------------------------------------------------------------------------- unpack (here)

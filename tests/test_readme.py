@@ -1,6 +1,8 @@
 """The README's results blocks are generated from published files (lthlib.readme), so they cannot drift."""
 from __future__ import annotations
 
+import json
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -76,3 +78,47 @@ def test_the_readme_blocks_match_their_published_files():
     text = (ROOT / "README.md").read_text()
     assert readme.blocks_in(text), "README.md has no generated results block"
     assert readme.check(ROOT / "README.md") == []
+
+
+def test_publish_with_the_report_writes_a_folder_that_regenerates(tmp_path, monkeypatch):
+    """--report: the HTML and its figures, provenance.json, the runs' results (no weights) and a README.md
+    saying the machine, the revision, the wall time and what the grid found; check() holds both READMEs."""
+    from lthlib import transfer
+    out = tmp_path / "outputs"
+    grid = out / "g"
+    (grid / "reports" / "figures").mkdir(parents=True)
+    runs = _runs().assign(path=[str(grid / "runs" / f"r{i}") for i in range(len(_runs()))])
+    runs.to_csv(grid / "results.csv", index=False)
+    _verdicts().to_csv(grid / "reports" / "verdicts.csv", index=False)
+    (grid / "reports" / "analysis.html").write_text("<html>report</html>")
+    (grid / "reports" / "figures" / "lr_sweep.svg").write_text("<svg/>")
+    (grid / "reports" / "figures" / "lr_sweep.png").write_bytes(b"png")
+    monkeypatch.setattr(readme, "published", lambda g: tmp_path / "results" / g)
+    md = tmp_path / "README.md"
+    md.write_text("x\n" + readme.BEGIN.format(grid="g") + "\n" + readme.END.format(grid="g") + "\n")
+    with pytest.raises(ConfigError, match="provenance.json: missing.*lthlib.transfer pack"):
+        readme.publish("g", str(out), md, with_report=True)
+    assert not (tmp_path / "results" / "g" / "analysis.html").exists()      # no report without provenance
+    (grid / "provenance.json").write_text(json.dumps({
+        "grid": "g", "params_file": "params/g.yaml", "sets": ["n_train=300"], "code_version": "abc1234",
+        "machine": {"device": "NVIDIA H200", "gpus": 1, "cpus": 16, "torch": "2.11.0", "cuda": "12.8"},
+        "training_wall_s": 431.2, "training_rc": 0, "runs_planned": 18, "runs_finished": 18,
+        "weights_packed": "dense weights: 6 of 6 runs", "packed_at": "2026-12-03T10:00:00+0000"}))
+    dest = readme.publish("g", str(out), md, with_report=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "analysis.html", "figures", "g.results.tgz",
+                                                      "provenance.json", "results.csv", "verdicts.csv"]
+    assert [p.name for p in (dest / "figures").iterdir()] == ["lr_sweep.svg"]
+    assert pd.read_csv(dest / "results.csv")["path"].iloc[0] == "g/runs/r0"     # no machine's folder in git
+    own = (dest / "README.md").read_text()
+    assert "| machine | NVIDIA H200 (1 GPU, 16 CPUs), torch 2.11.0, CUDA 12.8 |" in own
+    assert "| wall time | 7m11s of training (exit status 0)" in own and "| revision | code abc1234 |" in own
+    assert "18 of 18 planned runs finished, 18 counted" in own and "with `n_train=300`" in own
+    assert "**m / fashion_mnist**" in own and "| secondary prize |" in own
+    assert "python -m lthlib.transfer unpack results/g --out outputs-g" in own
+    assert "[HTML report](results/g/analysis.html)" in md.read_text()
+    assert readme.check(md) == []
+    (dest / "README.md").write_text(own.replace("7m11s", "5m00s"))         # edited by hand
+    assert readme.check(md) == ["g"]
+    with tarfile.open(dest / "g.results.tgz") as tar:
+        assert tar.getnames() == ["g/provenance.json"]                       # no run folder here: results only
+    assert transfer.unpack(dest, tmp_path / "again", write_plan=False)[0]["provenance"]["training_rc"] == 0

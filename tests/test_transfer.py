@@ -166,3 +166,13 @@ def test_code_version_is_the_environments_when_given(monkeypatch):
     assert code_version() == "v1.2-3-gabc"
     monkeypatch.delenv("LTHLIB_CODE_VERSION")
     assert code_version() != "v1.2-3-gabc"
+
+
+def test_pack_results_holds_every_finished_run_folder_of_the_grid_without_weights(packed, tmp_path):
+    tmp, _, exp, files = packed
+    n = transfer.pack_results(tmp / "out", "study", tmp_path / "study.results.tgz")
+    assert n == len(settings.grid_plans(exp))
+    with tarfile.open(tmp_path / "study.results.tgz") as tar, tarfile.open(files[0]) as packed_tar:
+        assert sorted(tar.getnames()) == sorted(packed_tar.getnames())
+    with pytest.raises(ConfigError, match="provenance.json: missing"):
+        transfer.pack_results(tmp / "out", "nogrid", tmp_path / "x.tgz")
