@@ -7,6 +7,14 @@
 #   grid     a tiny Fashion-MNIST ResNet-20 grid through the scheduler with cuda_graph: true
 #   det      CUDA determinism: two identical dense runs each way, and what deterministic costs
 #   study    the study tier's shortest length through the grid scheduler
+#   lite     the study-lite grid (params/lite_fmnist_resnet20.yaml, `make reproduce-lite`) through the grid
+#            scheduler within LITE_LIMIT seconds (480), then `python -m lthlib.transfer pack` writes its
+#            runs' results, provenance.json and the weights the report reads to $OUT (<= 56 MiB in parts of
+#            15 MiB). Run it alone, with the revision named (the copy there has no .git):
+#              CHECKS=lite LTHLIB_CODE_VERSION=$(git describe --always --dirty) bash scripts/gpu_check.sh
+#            then here: python -m lthlib.transfer unpack <fetched folder> --out outputs-lite;
+#            make report OUT=outputs-lite; python -m lthlib.readme publish lite_fmnist_resnet20 --out
+#            outputs-lite --report
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -81,5 +89,16 @@ timeout "${STUDY_LIMIT:-300}" python3 -m lthlib.schedule params/fmnist_resnet20_
 echo "study rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/study.log"
 tar czf "$OUT/study_runs.tgz" --exclude=checkpoint.pt --exclude=mask.pt --exclude=.lock \
   --exclude='*/runs/[!p]*/final.pt' --exclude='*/runs/[!p]*/init.pt' outputs/fmnist_resnet20_10ep
+fi
+
+if has lite; then
+t0=$(date +%s)
+timeout "${LITE_LIMIT:-480}" python3 -m lthlib.schedule params/lite_fmnist_resnet20.yaml ${LITE_SET:-} \
+  out_root=outputs > "$OUT/lite.log" 2>&1
+rc=$?; wall=$(( $(date +%s) - t0 ))
+echo "lite rc=$rc wall=${wall}s code=${LTHLIB_CODE_VERSION:-unknown}" | tee -a "$OUT/lite.log"
+grep -E "step .*done|error|Error|trained in packs" "$OUT/lite.log" | tail -6
+timeout 90 python3 -m lthlib.transfer pack params/lite_fmnist_resnet20.yaml ${LITE_SET:-} out_root=outputs \
+  --dest "$OUT" --wall-s "$wall" --rc "$rc" 2>&1 | tee -a "$OUT/lite.log"
 fi
 ls -la "$OUT"

@@ -95,6 +95,10 @@ def test_publish_with_the_report_writes_a_folder_that_regenerates(tmp_path, monk
     (grid / "reports" / "figures" / "lr_sweep.png").write_bytes(b"png")
     monkeypatch.setattr(readme, "published", lambda g: tmp_path / "results" / g)
     md = tmp_path / "README.md"
+    md.write_text("x\n")
+    with pytest.raises(ConfigError, match="no results block for 'g'"):
+        readme.publish("g", str(out), md, with_report=True)
+    assert not (tmp_path / "results").exists()                               # nothing written without the markers
     md.write_text("x\n" + readme.BEGIN.format(grid="g") + "\n" + readme.END.format(grid="g") + "\n")
     with pytest.raises(ConfigError, match="provenance.json: missing.*lthlib.transfer pack"):
         readme.publish("g", str(out), md, with_report=True)
@@ -107,7 +111,7 @@ def test_publish_with_the_report_writes_a_folder_that_regenerates(tmp_path, monk
     dest = readme.publish("g", str(out), md, with_report=True)
     assert sorted(p.name for p in dest.iterdir()) == ["README.md", "analysis.html", "figures", "g.results.tgz",
                                                       "provenance.json", "results.csv", "verdicts.csv"]
-    assert [p.name for p in (dest / "figures").iterdir()] == ["lr_sweep.svg"]
+    assert sorted(p.name for p in (dest / "figures").iterdir()) == ["lr_sweep.png", "lr_sweep.svg"]
     assert pd.read_csv(dest / "results.csv")["path"].iloc[0] == "g/runs/r0"     # no machine's folder in git
     own = (dest / "README.md").read_text()
     assert "| machine | NVIDIA H200 (1 GPU, 16 CPUs), torch 2.11.0, CUDA 12.8 |" in own
