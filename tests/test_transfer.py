@@ -176,3 +176,38 @@ def test_pack_results_holds_every_finished_run_folder_of_the_grid_without_weight
         assert sorted(tar.getnames()) == sorted(packed_tar.getnames())
     with pytest.raises(ConfigError, match="provenance.json: missing"):
         transfer.pack_results(tmp / "out", "nogrid", tmp_path / "x.tgz")
+
+
+@pytest.mark.slow
+def test_the_gpu_to_published_report_flow_regenerates_the_same_verdicts(tmp_path, fmnist_root, monkeypatch):
+    """The README's flow at a tiny size: train the lite grid with the scheduler, pack, unpack elsewhere, make
+    report, publish --report; the published folder unpacked again renders the same verdicts (~3 min)."""
+    import subprocess
+    import pandas as pd
+    from lthlib import readme, schedule
+    from lthlib.runs import atomic_write_text
+    sets = [f"data_root={fmnist_root}", "download=false", "n_train=300", "n_test=200", "epochs=2", "full_epochs=2",
+            "seeds=[1]", "lrs=[0.1,0.01]", "imp_rounds=2", "sparsities=[0.59]", "trajectory_points=1",
+            "trajectory_sparsity=0.59", "device=cpu"]
+    params, grid = "params/lite_fmnist_resnet20.yaml", "lite_fmnist_resnet20"
+    assert schedule.main([params, *sets, f"out_root={tmp_path / 'gpu'}"]) == 0
+    transfer.pack(params, sets + [f"out_root={tmp_path / 'gpu'}"], tmp_path / "back", wall_s=30, rc=0)
+    transfer.unpack(tmp_path / "back", tmp_path / "here")
+
+    def report(out):
+        r = subprocess.run(["make", "--no-print-directory", "report", f"OUT={out}"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        return pd.read_csv(layout.verdicts_csv(out, grid))
+
+    first = report(tmp_path / "here")
+    monkeypatch.setattr(readme, "published", lambda g: tmp_path / "results" / g)
+    md = tmp_path / "README.md"
+    atomic_write_text(md, readme.BEGIN.format(grid=grid) + "\n" + readme.END.format(grid=grid) + "\n")
+    dest = readme.publish(grid, str(tmp_path / "here"), md, with_report=True)
+    assert (dest / "figures" / "trajectories.svg").exists() and "| wall time | 30s of training" in \
+        (dest / "README.md").read_text()
+    assert not list(dest.rglob("*.pt")) and sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) < 4e6
+    transfer.unpack(dest, tmp_path / "again")
+    again = report(tmp_path / "again")
+    pd.testing.assert_frame_equal(first, again)
