@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -25,6 +26,7 @@ from . import layout
 from . import nbrun
 from . import report
 from . import results as R
+from . import verdicts as V
 from .errors import ConfigError
 from .runs import atomic_write_text, project_path
 from .transfer import PROVENANCE
@@ -107,13 +109,37 @@ def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> st
     return "\n".join(lines)
 
 
+RESULT_COLUMNS = V.REQUIRED
+VERDICT_COLUMNS = ("model", "dataset", "family", "sparsity", "lr", "LT mean", "LT n", "c1", "class", "c3 RR lr",
+                   *(f"{c} {x}" for c, _ in CONDITIONS for x in ("gap", "CI low", "CI high")))
+VERDICT_KEYS = ("model", "dataset", "family", "sparsity", "lr", "LT mean", "LT n", "class")
+
+
+def _checked(path: Path, columns, keys=()) -> pd.DataFrame:
+    """``path`` read as CSV with ``columns`` present and no empty cell in ``keys``, else a ConfigError
+    naming the file, the column (and row) and the fix."""
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable CSV ({exc}); publish the grid again") from exc
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{path}: lacks column(s) {', '.join(missing)}; it is not a file this project's report "
+                          f"wrote at this revision: render the report again (make report) and publish it")
+    for c in keys:
+        if df[c].isna().any():
+            raise ConfigError(f"{path}: column {c!r} is empty at row {int(df.index[df[c].isna()][0]) + 2}; render "
+                              f"the report again (make report) and publish it")
+    return df
+
+
 def _read(grid: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     files = [folder / "results.csv", folder / "verdicts.csv"]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise ConfigError(f"{', '.join(missing)}: missing; run the grid (make demo) then `python -m lthlib.readme "
                           f"publish {grid}` to write them")
-    return pd.read_csv(files[0]), pd.read_csv(files[1])
+    return _checked(files[0], RESULT_COLUMNS), _checked(files[1], VERDICT_COLUMNS, VERDICT_KEYS)
 
 
 def from_files(grid: str, folder: Path | None = None) -> str:
@@ -133,7 +159,7 @@ def replace_block(text: str, grid: str, new: str, where: str) -> str:
 
 
 def blocks_in(text: str) -> list[str]:
-    return re.findall(r"<!-- BEGIN results:([\w.-]+) ", text)
+    return re.findall(r"<!-- BEGIN results:([A-Za-z0-9][\w.-]*) ", text)
 
 
 def _provenance(folder: Path) -> dict:
@@ -141,37 +167,51 @@ def _provenance(folder: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        prov = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not readable JSON ({exc}); unpack the grid again (python -m lthlib.transfer "
                           f"unpack) or remove the file") from exc
+    if not isinstance(prov, dict):
+        raise ConfigError(f"{path}: holds a {type(prov).__name__}, not a mapping of field: value; pack the grid "
+                          f"again (python -m lthlib.transfer pack)")
+    return prov
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _machine(m, counted: pd.DataFrame) -> str:
+    if not isinstance(m, dict) or not m:
+        return (f"{', '.join(report.devices(counted)) or 'not recorded'} (no machine in provenance.json: not packed "
+                f"by lthlib.transfer)")
+    gpus = m.get("gpus") if _number(m.get("gpus")) else 0
+    where = f"{m.get('device')} ({gpus} GPU, {m.get('cpus')} CPUs)" if gpus else f"{m.get('device')}, no GPU"
+    return where + f", torch {m.get('torch')}" + (f", CUDA {m['cuda']}" if m.get("cuda") else "")
 
 
 def _facts(runs: pd.DataFrame, prov: dict) -> list[tuple[str, str]]:
-    """The grid README's table: machine, revision, wall time, scale (from provenance.json and the runs)."""
+    """The grid README's table: machine, revision, wall time, scale (from provenance.json and the runs;
+    a field provenance.json lacks is said to be not recorded)."""
     counted = counted_runs(runs)
-    m = prov.get("machine") or {}
-    if m:
-        machine = (f"{m.get('device')} ({m['gpus']} GPU, {m.get('cpus')} CPUs)" if m.get("gpus") else
-                   f"{m.get('device')}, no GPU") + f", torch {m.get('torch')}" + \
-            (f", CUDA {m['cuda']}" if m.get("cuda") else "")
-    else:
-        machine = (f"{', '.join(report.devices(counted)) or 'not recorded'} (no provenance.json: not packed by "
-                   f"lthlib.transfer)")
-    versions = ", ".join(sorted({str(x) for x in counted["code_version"].dropna()})) or "not recorded"
+    versions = ", ".join(sorted({str(x) for x in counted["code_version"].dropna()})) \
+        if "code_version" in counted else ""
     wall = prov.get("training_wall_s")
     wall = (f"{nbrun.elapsed(wall)} of training (exit status {prov.get('training_rc')}); packed "
-            f"{prov.get('packed_at')}" if isinstance(wall, (int, float)) else "not recorded")
+            f"{prov.get('packed_at')}" if _number(wall) else "not recorded")
     values = lambda col: ", ".join(f"{x:g}" if isinstance(x, float) else str(x)
                                    for x in sorted(counted[col].dropna().unique())) if col in counted else "?"
-    planned = f"{prov['runs_finished']} of {prov['runs_planned']} planned runs finished, " if prov else ""
+    planned = (f"{prov['runs_finished']} of {prov['runs_planned']} planned runs finished, "
+               if _number(prov.get("runs_finished")) and _number(prov.get("runs_planned")) else "")
     scale = (f"{planned}{len(counted)} counted; {values('model')} on {values('dataset')}, {values('n_train')} "
              f"training images, {values('epochs')} epochs, lr {values('lr')}, seeds {values('seed')}")
-    sets = " ".join(prov.get("sets", [])) if prov else ""
-    return [("machine", machine), ("revision", f"code {versions}"), ("wall time", wall), ("scale", scale),
-            ("parameters", f"`{prov.get('params_file')}`" + (f" with `{sets}`" if sets else "")) if prov else
-            ("parameters", "not recorded"),
-            ("weights", (prov.get("weights_packed") or "none") + "; not committed" if prov else "not committed")]
+    sets = prov.get("sets")
+    sets = " ".join(map(str, sets)) if isinstance(sets, list) else ""
+    params = (f"`{prov['params_file']}`" + (f" with `{sets}`" if sets else "")) \
+        if isinstance(prov.get("params_file"), str) else "not recorded"
+    weights = prov.get("weights_packed") if isinstance(prov.get("weights_packed"), str) else "none recorded"
+    return [("machine", _machine(prov.get("machine"), counted)), ("revision", f"code {versions or 'not recorded'}"),
+            ("wall time", wall), ("scale", scale), ("parameters", params), ("weights", f"{weights}; not committed")]
 
 
 def grid_readme(grid: str, folder: Path | None = None) -> str:
@@ -180,7 +220,7 @@ def grid_readme(grid: str, folder: Path | None = None) -> str:
     runs, v = _read(grid, folder)
     prov = _provenance(folder)
     classes = v["class"].value_counts().to_dict() if len(v) else {}
-    figures = sorted(p.stem for p in (folder / "figures").glob("*.svg")) if (folder / "figures").is_dir() else []
+    sets = " ".join(map(str, prov["sets"])) if isinstance(prov.get("sets"), list) else ""
     lines = [f"# `{grid}`: what the study found", "",
              f"Generated by `python -m lthlib.readme publish {grid} --report` from the files of this folder; do "
              f"not edit by hand (a test fails when it differs from them).", "",
@@ -190,25 +230,28 @@ def grid_readme(grid: str, folder: Path | None = None) -> str:
              "the seeds both runs have):", "", *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".", "",
-             "## Files", "",
-             f"- [`{REPORT_HTML}`]({REPORT_HTML}): the whole report (open it in a browser)"
-             + (f", with its figures in `figures/` as SVG and PNG ({', '.join(figures)})" if figures else ""),
-             "- `results.csv`: one row per run; `verdicts.csv`: the verdict table with every condition's gap, CI and p",
-             f"- `{PROVENANCE}`: the machine, the parameters, the wall time; `{grid}.results.tgz`: every run "
-             f"folder's config.json, history.csv and metrics.json", "",
+             "## Files", "", *_file_lines(grid, folder), "",
              "## Regenerate the report from these files", "", "```bash",
              f"python -m lthlib.transfer unpack results/{grid} --out outputs-{grid}",
              f"make report OUT=outputs-{grid}", "```", "",
              "The sections drawn from weights (the loss-surface trajectories, the θ0-θT correlation, R_p) need "
              "the weight files, which are not committed: without them those sections say so and the rest is "
-             "the same. To train the grid again: `make reproduce-lite` on a GPU machine.", ""]
+             "the same. To train the grid again, on a GPU machine: `make grid GRID="
+             f"{grid}" + (f" SET='{sets}'" if sets else "") + " PACK=grid`.", ""]
     return "\n".join(lines)
 
 
-def _copy(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+def _file_lines(grid: str, folder: Path) -> list[str]:
+    """The Files section: the published files this folder holds, each with what it is."""
+    figures = sorted(p.stem for p in (folder / "figures").glob("*.svg")) if (folder / "figures").is_dir() else []
+    what = [(REPORT_HTML, f"[`{REPORT_HTML}`]({REPORT_HTML}): the whole report (open it in a browser)"
+             + (f", with its figures in `figures/` as SVG and PNG ({', '.join(figures)})" if figures else "")),
+            ("results.csv", "`results.csv`: one row per run"),
+            ("verdicts.csv", "`verdicts.csv`: the verdict table with every condition's gap, CI and p"),
+            (PROVENANCE, f"`{PROVENANCE}`: the machine, the parameters, the wall time"),
+            (f"{grid}.results.tgz", f"`{grid}.results.tgz`: every run folder's config.json, history.csv and "
+                                    f"metrics.json (no weights)")]
+    return [f"- {line}" for name, line in what if (folder / name).exists()]
 
 
 def _portable_results(src: Path, out_root, dest: Path) -> None:
@@ -222,51 +265,87 @@ def _portable_results(src: Path, out_root, dest: Path) -> None:
 
 def publish(grid: str, out_root: str, readme: Path, with_report: bool = False) -> Path:
     """Copy ``out_root``'s results.csv and verdicts.csv of ``grid`` to results/<grid>/ and redo its block;
-    ``with_report`` also publishes the report: analysis.html and its figures, provenance.json, the run
-    folders' results as ``<grid>.results.tgz`` (``lthlib.transfer``, without weights) and README.md."""
+    ``with_report`` publishes the report: results/<grid>/ becomes analysis.html and its figures,
+    provenance.json, the run folders' results as ``<grid>.results.tgz`` (``lthlib.transfer``, without
+    weights), README.md and the CSVs. Everything is written in a staging folder and checked (the README's
+    markers, every file read back) before it replaces the published one, so an error leaves it as it was."""
     src = [layout.grid_results(out_root, grid), layout.verdicts_csv(out_root, grid)]
     html = layout.reports_dir(out_root, grid) / REPORT_HTML
     missing = [str(f) for f in src + ([html] if with_report else []) if not Path(f).exists()]
     if missing:
         raise ConfigError(f"{', '.join(missing)}: missing; render the grid's report first (make demo / make report)")
-    replace_block(readme.read_text(), grid, "", str(readme))    # its markers first: nothing written without them
+    text = readme.read_text()
+    replace_block(text, grid, "", str(readme))                  # its markers first: nothing written without them
     dest = published(grid)
-    dest.mkdir(parents=True, exist_ok=True)
-    _portable_results(src[0], out_root, dest / "results.csv")
-    _copy(src[1], dest / "verdicts.csv")
-    if with_report:
-        _publish_report(grid, out_root, dest)
-    atomic_write_text(readme, replace_block(readme.read_text(), grid, from_files(grid), str(readme)))
+    if not with_report and (dest / REPORT_HTML).exists():
+        raise ConfigError(f"{dest}: holds a published report; publish with --report, so that the report, its "
+                          f"README.md and the CSVs come from one outputs root")
+    stage = dest.parent / f".{grid}.publish-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        _portable_results(src[0], out_root, stage / "results.csv")
+        shutil.copyfile(src[1], stage / "verdicts.csv")
+        if with_report:
+            _publish_report(grid, out_root, stage)
+        new_text = replace_block(text, grid, from_files(grid, stage), str(readme))
+        if with_report:
+            _swap(stage, dest)
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in ("results.csv", "verdicts.csv"):
+                os.replace(stage / name, dest / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    atomic_write_text(readme, new_text)
     return dest
 
 
-def _publish_report(grid: str, out_root: str, dest: Path) -> None:
+def _swap(stage: Path, dest: Path) -> None:
+    """``stage`` becomes ``dest``; the old ``dest`` is moved aside first and removed last."""
+    aside = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    if dest.exists():
+        os.replace(dest, aside)
+    os.replace(stage, dest)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _publish_report(grid: str, out_root: str, stage: Path) -> None:
     from . import transfer
-    figures = dest / "figures"
-    shutil.rmtree(figures, ignore_errors=True)         # no figure of an earlier report stays beside this one
-    figures.mkdir()
-    for f in sorted(p for p in layout.figures_dir(out_root, grid).iterdir() if p.suffix in (".svg", ".png")):
-        _copy(f, figures / f.name)
-    prov = layout.grid_dir(out_root, grid) / PROVENANCE
-    if prov.exists():
-        _copy(prov, dest / PROVENANCE)
-    transfer.pack_results(out_root, grid, dest / f"{grid}.results.tgz")
-    # the report last: a folder with analysis.html is a published report (from_files links it)
-    _copy(layout.reports_dir(out_root, grid) / REPORT_HTML, dest / REPORT_HTML)
-    atomic_write_text(dest / GRID_README, grid_readme(grid, dest))
+    transfer.pack_results(out_root, grid, stage / f"{grid}.results.tgz")   # needs provenance.json: first
+    shutil.copyfile(layout.grid_dir(out_root, grid) / PROVENANCE, stage / PROVENANCE)
+    _provenance(stage)
+    (stage / "figures").mkdir()
+    figures = layout.figures_dir(out_root, grid)
+    for f in sorted(figures.iterdir()) if figures.is_dir() else []:
+        if f.suffix in (".svg", ".png"):
+            shutil.copyfile(f, stage / "figures" / f.name)
+    shutil.copyfile(layout.reports_dir(out_root, grid) / REPORT_HTML, stage / REPORT_HTML)
+    atomic_write_text(stage / GRID_README, grid_readme(grid, stage))
+
+
+def stale_blocks(readme: Path) -> dict[str, str]:
+    """The grids whose block in ``readme`` (or whose published README.md) differs from what their
+    published files give, each with what to do."""
+    text = readme.read_text()
+    stale = {}
+    for g in blocks_in(text):
+        own = published(g) / GRID_README
+        try:
+            if replace_block(text, g, from_files(g), str(readme)) != text:
+                stale[g] = f"its block differs from results/{g}/: run `python -m lthlib.readme publish {g}`" + \
+                    (" --report" if (published(g) / REPORT_HTML).exists() else "")
+            elif own.exists() and own.read_text() != grid_readme(g):
+                stale[g] = f"results/{g}/README.md differs from its files: run `python -m lthlib.readme publish " \
+                           f"{g} --report`"
+        except ConfigError as exc:
+            stale[g] = str(exc)
+    return stale
 
 
 def check(readme: Path) -> list[str]:
-    """The grids whose block in ``readme`` (or whose published README.md) differs from what their
-    published files give."""
-    text = readme.read_text()
-    stale = []
-    for g in blocks_in(text):
-        own = published(g) / GRID_README
-        if replace_block(text, g, from_files(g), str(readme)) != text or \
-                (own.exists() and own.read_text() != grid_readme(g)):
-            stale.append(g)
-    return stale
+    """The grids whose block (or published README.md) is stale or cannot be made (``stale_blocks``)."""
+    return list(stale_blocks(readme))
 
 
 def main(argv=None) -> int:
@@ -284,13 +363,12 @@ def main(argv=None) -> int:
         if a.cmd == "publish":
             print(f"{publish(a.grid, a.out, readme, a.report)}: published; README.md's block redone")
             return 0
-        stale = check(readme)
+        stale = stale_blocks(readme)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for g in stale:
-        print(f"README.md: the results block of {g!r} differs from results/{g}/: run `python -m lthlib.readme "
-              f"publish {g}` (or `make readme-results`)", file=sys.stderr)
+    for g, what in stale.items():
+        print(f"README.md: results block {g!r}: {what}", file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -10,8 +10,8 @@ writes ``DIR/<grid>.results.tgz`` (config.json, history.csv and metrics.json of 
 plan, and ``<grid>/provenance.json``: the machine, torch, the code version, the parameters, the training's
 wall time and exit status, how many of the plan's runs finished) and ``DIR/<grid>.weights.tgz.NN``: every
 weight file of the finished runs whose weights the report reads (``weight_groups``: the trajectory runs,
-the dense runs, the OMP runs R_p uses), whole run folders in that order while they fit in ``--max-mib``
-MiB compressed, in parts of at most ``--part-mib`` MiB (the device tool brings back files of 16 MiB at most);
+the dense runs, the OMP runs R_p uses), whole run folders in that order, each that still fits in
+``--max-mib`` MiB compressed (the results archive aside), in parts of at most ``--part-mib`` MiB (the device tool brings back files of 16 MiB at most);
 provenance.json says what was packed. Here:
 
     python -m lthlib.transfer unpack DIR [--out outputs] [--replace]
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -83,10 +84,23 @@ def _write_tar(path: Path, files: list[tuple[Path, str]]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+MAX_PARTS = 100  # parts are numbered .00 to .99
+
+
+def _remove_parts(path: Path) -> None:
+    """An earlier pack's ``path`` and its parts (``unpack`` would read them as this pack's)."""
+    for stale in path.parent.glob(f"{path.name}*"):
+        if stale.name == path.name or re.fullmatch(r"\.\d+", stale.name[len(path.name):]):
+            stale.unlink()
+
+
 def _split(path: Path, part_bytes: int) -> list[Path]:
     """``path`` cut into ``path.00``, ``path.01``, ... of at most ``part_bytes`` each (``path`` removed)."""
-    for stale in path.parent.glob(f"{path.name}.[0-9][0-9]"):   # an earlier pack's parts would be read as ours
-        stale.unlink()
+    n = -(-path.stat().st_size // part_bytes)
+    if n > MAX_PARTS:
+        path.unlink()
+        raise ConfigError(f"{path}: {n} parts of {part_bytes / MIB:.3g} MiB; at most {MAX_PARTS} are numbered. Give a "
+                          f"larger --part-mib or a smaller --max-mib")
     parts = []
     with open(path, "rb") as f:
         while chunk := f.read(part_bytes):
@@ -162,9 +176,13 @@ def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: in
          part_mib: float = 15, max_mib: float = 56) -> list[Path]:
     """Pack the finished runs of the grid ``params_file`` + ``sets`` into ``dest`` (see the module doc);
     returns the files written."""
+    for name, v in (("--part-mib", part_mib), ("--max-mib", max_mib)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ConfigError(f"{name} {v}: give a positive number of MiB")
     exp, plans = _grid_plans(params_file, sets)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    _remove_parts(dest / f"{exp.name}.weights.tgz")
     finished = sorted((p for p in plans if _result_ready(p.folder)), key=lambda p: p.name)
     weights, notes = select_weights(finished, int(max_mib * MIB))
     written = []
@@ -232,31 +250,57 @@ class _Chain(io.RawIOBase):
         super().close()
 
 
-def _member_target(name: str, grid: str, where: str) -> PurePosixPath:
+def _member_target(name: str, grid: str, where: str, weights: bool) -> PurePosixPath:
+    """Where a member of one of ``grid``'s archives goes under the staging folder; a results archive holds
+    run folders' result files and the grid's provenance.json, a weights archive their weight files only."""
     parts = PurePosixPath(name).parts
-    ok = parts == (grid, PROVENANCE) or (
-        len(parts) == 4 and parts[0] == grid and parts[1] == "runs" and SAFE_NAME.fullmatch(parts[2])
-        and (parts[3] in RESULT_FILES or WEIGHT_FILE.fullmatch(parts[3])))
-    if not ok:
+    run_file = len(parts) == 4 and parts[0] == grid and parts[1] == "runs" and SAFE_NAME.fullmatch(parts[2]) \
+        and (bool(WEIGHT_FILE.fullmatch(parts[3])) if weights else parts[3] in RESULT_FILES)
+    if not (run_file or (not weights and parts == (grid, PROVENANCE))):
+        kinds = "<init|final|mask|weights_eNNN>.pt" if weights else f"<{'|'.join(RESULT_FILES)}> or its {PROVENANCE}"
         raise ConfigError(f"{where}: member {name!r} is not a file of a run folder of grid {grid!r} "
-                          f"({grid}/runs/<run>/<config.json|history.csv|metrics.json|*.pt>) nor its "
-                          f"{PROVENANCE}; nothing was unpacked. Pack it with `python -m lthlib.transfer pack`")
+                          f"({grid}/runs/<run>/{kinds}); nothing was unpacked. Pack it with `python -m "
+                          f"lthlib.transfer pack`")
     return PurePosixPath(*parts)
 
 
-def _extract(stream, where: str, grid: str, stage: Path) -> int:
+def _copy_member(src, target: Path, where: str, name: str) -> None:
+    with open(target, "wb") as dst:
+        while True:
+            try:
+                chunk = src.read(MIB)
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                raise ConfigError(f"{where}: member {name!r} cannot be read ({exc}); nothing was unpacked. Fetch "
+                                  f"it again (all its parts, for a .weights.tgz.NN)") from exc
+            if not chunk:
+                return
+            try:
+                dst.write(chunk)
+            except OSError as exc:
+                raise ConfigError(f"{target}: cannot be written ({exc}); nothing was unpacked. Free space under "
+                                  f"the outputs root or unpack into another --out") from exc
+
+
+def _extract(stream, where: str, grid: str, stage: Path, weights: bool, seen: set) -> int:
+    """Extract one archive into ``stage``, member by member, refusing anything but regular files at the
+    names ``_member_target`` allows, each once across the grid's archives (``seen``)."""
     n = 0
     try:
         with tarfile.open(fileobj=stream, mode="r|gz") as tar:
             for m in tar:
                 if not m.isfile():
-                    raise ConfigError(f"{where}: member {m.name!r} is not a regular file; nothing was unpacked")
-                target = stage / _member_target(m.name, grid, where)
+                    raise ConfigError(f"{where}: member {m.name!r} is not a regular file (a link, folder or "
+                                      f"device); nothing was unpacked")
+                rel = _member_target(m.name, grid, where, weights)
+                if rel in seen:
+                    raise ConfigError(f"{where}: member {m.name!r} appears twice in the archives of {grid!r}; "
+                                      f"nothing was unpacked. Pack the grid again")
+                seen.add(rel)
+                target = stage / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(m) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                _copy_member(tar.extractfile(m), target, where, m.name)
                 n += 1
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError) as exc:     # gzip's errors are OSErrors
         raise ConfigError(f"{where}: not a readable archive ({exc}); nothing was unpacked. Fetch it again "
                           f"(all its parts, for a .weights.tgz.NN)") from exc
     return n
@@ -293,45 +337,105 @@ def archives(source) -> dict[str, dict]:
     return found
 
 
+def _check_provenance(path: Path, grid: str, where: str) -> dict:
+    """The staged provenance.json of ``grid``, checked before anything is placed: a mapping naming this
+    grid, with a params_file of this checkout whose grid (with its sets) is ``grid``."""
+    from .params import load, parse_sets
+    if not path.exists():
+        raise ConfigError(f"{where}: no {grid}/{PROVENANCE} in it; nothing was unpacked. Pack it with `python -m "
+                          f"lthlib.transfer pack`")
+    try:
+        prov = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{where}: its {PROVENANCE} is not readable JSON ({exc}); nothing was unpacked. Pack "
+                          f"the grid again") from exc
+    bad = lambda what: ConfigError(f"{where}: its {PROVENANCE} {what}; nothing was unpacked. Pack the grid again "
+                                   f"with `python -m lthlib.transfer pack`")
+    if not isinstance(prov, dict):
+        raise bad(f"holds a {type(prov).__name__}, not a mapping of field: value")
+    if prov.get("grid") != grid:
+        raise bad(f"names grid {prov.get('grid')!r}, the archive {grid!r}")
+    params, sets = prov.get("params_file"), prov.get("sets", [])
+    if not isinstance(params, str) or not params:
+        raise bad("has no params_file (the grid's parameters, which the plan is written from)")
+    if not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
+        raise bad(f"has sets {sets!r}, not a list of key=value strings")
+    if not isinstance(prov.get("machine", {}), dict):
+        raise bad("has a machine that is not a mapping")
+    try:
+        exp = load(project_path(params), parse_sets(sets, f"{PROVENANCE} sets"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: its params_file {params} with {sets} does not load here ({exc}); nothing was "
+                          f"unpacked. Unpack it in a checkout of the revision that trained it "
+                          f"({prov.get('code_version')})") from exc
+    if exp.name != grid:
+        raise bad(f"has parameters of grid {exp.name!r}, not {grid!r}")
+    return prov
+
+
+def _stage(grid: str, f: dict, stage: Path) -> tuple[int, dict]:
+    seen: set = set()
+    with open(f["results"], "rb") as stream:
+        files = _extract(stream, str(f["results"]), grid, stage, False, seen)
+    if f["weights"]:
+        with _Chain(f["weights"]) as stream:
+            files += _extract(stream, f"{f['weights'][0]} (and its other parts)", grid, stage, True, seen)
+    return files, _check_provenance(stage / grid / PROVENANCE, grid, str(f["results"]))
+
+
 def unpack(source, out_root="outputs", replace: bool = False, write_plan: bool = True) -> list[dict]:
-    """Unpack every archive of ``source`` into ``out_root`` (see the module doc); one summary per grid."""
+    """Unpack every archive of ``source`` into ``out_root`` (see the module doc); one summary per grid.
+    Every grid is staged and checked, and every conflict found, before any run folder is placed."""
+    found = archives(source)
     root = layout.root(out_root)
     root.mkdir(parents=True, exist_ok=True)
-    done = []
-    for grid, f in archives(source).items():
-        stage = root / f".unpack-{grid}-{os.getpid()}"
-        shutil.rmtree(stage, ignore_errors=True)
-        try:
-            with open(f["results"], "rb") as stream:
-                files = _extract(stream, str(f["results"]), grid, stage)
-            if f["weights"]:
-                with _Chain(f["weights"]) as stream:
-                    files += _extract(stream, f"{f['weights'][0]} (and its other parts)", grid, stage)
-            prov_file = stage / grid / PROVENANCE
-            if not prov_file.exists():
-                raise ConfigError(f"{f['results']}: no {grid}/{PROVENANCE} in it; pack it with `python -m "
-                                  f"lthlib.transfer pack`")
-            prov = json.loads(prov_file.read_text())
-            done.append({**_place(stage / grid, layout.grid_dir(out_root, grid), replace), "grid": grid,
+    staged, stages = [], []
+    try:
+        for grid, f in found.items():
+            for old in root.glob(f".unpack-{grid}-*"):          # left by a killed unpack
+                shutil.rmtree(old, ignore_errors=True)
+            stage = root / f".unpack-{grid}-{os.getpid()}"
+            stage.mkdir()
+            stages.append(stage)
+            staged.append((grid, stage, *_stage(grid, f, stage)))
+        for grid, stage, _, _ in staged:
+            _conflicts(stage / grid, layout.grid_dir(root, grid), replace)
+        done = []
+        for grid, stage, files, prov in staged:
+            done.append({**_place(stage / grid, layout.grid_dir(root, grid), replace), "grid": grid,
                          "files": files, "provenance": prov})
-        finally:
+            if write_plan:
+                _write_plan(prov, root)
+        return done
+    finally:
+        for stage in stages:
             shutil.rmtree(stage, ignore_errors=True)
-        if write_plan:
-            _write_plan(prov, out_root)
-    return done
+
+
+def _conflicts(staged: Path, grid_dir: Path, replace: bool) -> list[str]:
+    """The staged run folders that differ from the folder already at their place (refused unless
+    ``replace``); a file where a run folder belongs is refused."""
+    runs = sorted((staged / "runs").iterdir()) if (staged / "runs").is_dir() else []
+    there = [(r, grid_dir / "runs" / r.name) for r in runs if (grid_dir / "runs" / r.name).exists()]
+    odd = [str(d) for _, d in there if not d.is_dir()]
+    if odd:
+        raise ConfigError(f"{odd[0]}: a file where a run folder belongs; nothing was unpacked. Remove it, or "
+                          f"unpack into another --out")
+    differ = [r.name for r, d in there if not _agree(r, d)]
+    if differ and not replace:
+        raise ConfigError(f"{grid_dir / 'runs'}: {len(differ)} run folder(s) already there hold other files "
+                          f"(e.g. {differ[0]}); nothing was unpacked. Unpack into another --out, or give "
+                          f"--replace to replace those folders whole")
+    return differ
 
 
 def _place(staged: Path, grid_dir: Path, replace: bool) -> dict:
     """Move the staged run folders into ``grid_dir/runs``. A folder already there whose files agree with
     the staged one gets the files it lacks (weights for a results-only folder) and keeps its own; one whose
-    files differ is refused (nothing moved) unless ``replace``, which replaces it whole."""
+    files differ is replaced whole (``replace``; ``_conflicts`` refused it otherwise). The grid's
+    provenance.json is replaced when some folder changed or there is none."""
+    differ = set(_conflicts(staged, grid_dir, replace))
     runs = sorted((staged / "runs").iterdir()) if (staged / "runs").is_dir() else []
-    existing = [r for r in runs if (grid_dir / "runs" / r.name).exists()]
-    differ = [r.name for r in existing if not _agree(r, grid_dir / "runs" / r.name)]
-    if differ and not replace:
-        raise ConfigError(f"{grid_dir / 'runs'}: {len(differ)} run folder(s) already there hold other files "
-                          f"(e.g. {differ[0]}); nothing was unpacked. Unpack into another OUT, or give --replace "
-                          f"to replace those folders whole")
     (grid_dir / "runs").mkdir(parents=True, exist_ok=True)
     moved = added = 0
     for r in runs:
@@ -342,20 +446,20 @@ def _place(staged: Path, grid_dir: Path, replace: bool) -> dict:
                 os.replace(p, dest / p.name)
             added += bool(new)
             continue
-        if dest.exists():
-            shutil.rmtree(dest)
+        if dest.exists():                                  # aside first, so a run folder is always whole
+            aside = staged / f".replaced-{r.name}"
+            os.replace(dest, aside)
         os.replace(r, dest)
         moved += 1
-    os.replace(staged / PROVENANCE, grid_dir / PROVENANCE)
+    if moved or added or not (grid_dir / PROVENANCE).exists():
+        os.replace(staged / PROVENANCE, grid_dir / PROVENANCE)
     return {"runs": len(runs), "placed": moved, "completed": added, "kept": len(runs) - moved - added}
 
 
-def _write_plan(prov: dict, out_root) -> None:
+def _write_plan(prov: dict, root: Path) -> None:
     from .plan import main as plan_main
-    params = prov.get("params_file")
-    if not isinstance(params, str) or not params:
-        raise ConfigError(f"{PROVENANCE} of {prov.get('grid')!r}: no params_file; its plan cannot be written")
-    if plan_main([str(project_path(params)), *prov.get("sets", []), "--out-root", str(out_root)]) != 0:
+    params = prov["params_file"]
+    if plan_main([str(project_path(params)), *prov.get("sets", []), "--out-root", str(root)]) != 0:
         raise ConfigError(f"the plan of {prov.get('grid')!r} ({params} {' '.join(prov.get('sets', []))}) could "
                           f"not be written: see the error above")
 
@@ -385,7 +489,8 @@ def main(argv=None) -> int:
             pr = s["provenance"]
             print(f"{s['grid']}: {s['runs']} run folders ({s['placed']} placed, {s['completed']} given the files they "
                   f"lacked, {s['kept']} already there) from "
-                  f"{pr['machine']['device']}, code {pr['code_version']}; render its report: make report "
+                  f"{pr.get('machine', {}).get('device', 'an unrecorded machine')}, code "
+                  f"{pr.get('code_version', 'unrecorded')}; render its report: make report "
                   f"OUT={a.out}")
         return 0
     except LTHError as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -103,8 +104,10 @@ def test_publish_with_the_report_writes_a_folder_that_regenerates(tmp_path, monk
     with pytest.raises(ConfigError, match="provenance.json: missing.*lthlib.transfer pack"):
         readme.publish("g", str(out), md, with_report=True)
     assert not (tmp_path / "results" / "g" / "analysis.html").exists()      # no report without provenance
+    params = tmp_path / "g.yaml"                                              # a grid named g, for unpack
+    params.write_text((ROOT / "params" / "demo.yaml").read_text().replace("name: demo", "name: g"))
     (grid / "provenance.json").write_text(json.dumps({
-        "grid": "g", "params_file": "params/g.yaml", "sets": ["n_train=300"], "code_version": "abc1234",
+        "grid": "g", "params_file": str(params), "sets": ["n_train=300"], "code_version": "abc1234",
         "machine": {"device": "NVIDIA H200", "gpus": 1, "cpus": 16, "torch": "2.11.0", "cuda": "12.8"},
         "training_wall_s": 431.2, "training_rc": 0, "runs_planned": 18, "runs_finished": 18,
         "weights_packed": "dense weights: 6 of 6 runs", "packed_at": "2026-12-03T10:00:00+0000"}))
@@ -122,7 +125,33 @@ def test_publish_with_the_report_writes_a_folder_that_regenerates(tmp_path, monk
     assert "[HTML report](results/g/analysis.html)" in md.read_text()
     assert readme.check(md) == []
     (dest / "README.md").write_text(own.replace("7m11s", "5m00s"))         # edited by hand
-    assert readme.check(md) == ["g"]
+    assert readme.check(md) == ["g"] and "publish g --report" in readme.stale_blocks(md)["g"]
+    with pytest.raises(ConfigError, match="holds a published report; publish with --report"):
+        readme.publish("g", str(out), md)                                    # CSVs without their report
+    (grid / "provenance.json").write_text("[1]")                             # a failure half-way leaves it as it was
+    before = {p.name: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="not a mapping"):
+        readme.publish("g", str(out), md, with_report=True)
+    assert {p.name: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["g"]          # no staging folder left
     with tarfile.open(dest / "g.results.tgz") as tar:
         assert tar.getnames() == ["g/provenance.json"]                       # no run folder here: results only
     assert transfer.unpack(dest, tmp_path / "again", write_plan=False)[0]["provenance"]["training_rc"] == 0
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda v: v.drop(columns=["c5 gap"]), r"verdicts.csv: lacks column\(s\) c5 gap"),
+    (lambda v: v.assign(**{"LT n": [3, None]}), r"verdicts.csv: column 'LT n' is empty at row 3"),
+    (lambda v: v.assign(**{"class": [None, "none"]}), r"verdicts.csv: column 'class' is empty at row 2")])
+def test_a_damaged_verdicts_file_is_named_and_check_goes_on(tmp_path, monkeypatch, edit, match):
+    monkeypatch.setattr(readme, "published", lambda g: tmp_path / "results" / g)
+    for g, v in (("a", edit(_verdicts())), ("b", _verdicts())):
+        (tmp_path / "results" / g).mkdir(parents=True)
+        _runs().to_csv(tmp_path / "results" / g / "results.csv", index=False)
+        v.to_csv(tmp_path / "results" / g / "verdicts.csv", index=False)
+    md = tmp_path / "README.md"
+    md.write_text("".join(readme.BEGIN.format(grid=g) + "\n" + readme.END.format(grid=g) + "\n" for g in "ab"))
+    with pytest.raises(ConfigError, match=match):
+        readme.from_files("a")
+    stale = readme.stale_blocks(md)
+    assert list(stale) == ["a", "b"] and re.search(match, stale["a"]) and "publish b" in stale["b"]

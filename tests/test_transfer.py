@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -105,6 +106,13 @@ def test_a_results_only_folder_here_gets_the_weights_that_arrive(packed, tmp_pat
     assert all(w == {f for f in source[n] if f.endswith(".pt")} for n, w in got.items() if w)
 
 
+def _weight_members(folder: Path, grid: str) -> list[str]:
+    """The member names of ``grid``'s weights archive in ``folder`` (its parts read as one)."""
+    data = b"".join(p.read_bytes() for p in sorted(folder.glob(f"{grid}.weights.tgz.*")))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getnames()
+
+
 def _tgz(path: Path, members: dict[str, bytes]) -> None:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in members.items():
@@ -136,7 +144,7 @@ def test_a_missing_part_or_a_truncated_archive_is_named(packed, tmp_path):
     for f in files[1:]:
         (src / f.name).unlink(missing_ok=True)
     (src / files[1].name).write_bytes(files[1].read_bytes())       # part 00 alone: the archive is cut short
-    with pytest.raises(ConfigError, match="not a readable archive"):
+    with pytest.raises(ConfigError, match="cannot be read.*Fetch it again"):
         transfer.unpack(src, tmp_path / "out")
     assert not _runs(tmp_path / "out")
 
@@ -151,7 +159,8 @@ def test_a_small_budget_packs_whole_run_folders_and_says_what_it_left(packed, tm
     transfer.unpack(tmp_path, tmp_path / "out", write_plan=False)
     source = _runs(tmp / "out")
     got = {n: {f for f in names if f.endswith(".pt")} for n, names in _runs(tmp_path / "out").items()}
-    assert sum(bool(w) for w in got.values()) >= taken
+    packed_runs = {n.split("/")[2] for n in _weight_members(tmp_path, "study")}
+    assert {n for n, w in got.items() if w} == packed_runs and len(packed_runs) >= taken
     assert all(w in (set(), {f for f in source[n] if f.endswith(".pt")}) for n, w in got.items())  # all or none
 
 
@@ -165,7 +174,9 @@ def test_code_version_is_the_environments_when_given(monkeypatch):
     monkeypatch.setenv("LTHLIB_CODE_VERSION", "v1.2-3-gabc")
     assert code_version() == "v1.2-3-gabc"
     monkeypatch.delenv("LTHLIB_CODE_VERSION")
-    assert code_version() != "v1.2-3-gabc"
+    import subprocess
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+    assert code_version() == (git.stdout.strip() if git.returncode == 0 else "unknown")
 
 
 def test_pack_results_holds_every_finished_run_folder_of_the_grid_without_weights(packed, tmp_path):
@@ -211,3 +222,71 @@ def test_the_gpu_to_published_report_flow_regenerates_the_same_verdicts(tmp_path
     transfer.unpack(dest, tmp_path / "again")
     again = report(tmp_path / "again")
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_repack_leaves_no_part_of_the_earlier_pack_and_bad_sizes_are_refused(packed, tmp_path):
+    tmp, params, _, files = packed
+    sets = [f"out_root={tmp / 'out'}"]
+    transfer.pack(params, sets, tmp_path, part_mib=0.05)
+    assert len(list(tmp_path.glob("study.weights.tgz.*"))) == len(files) - 1
+    transfer.pack(params, sets, tmp_path, max_mib=0.001)                 # no run's weights fit now
+    assert not list(tmp_path.glob("study.weights.tgz*"))
+    for kw, msg in (({"part_mib": 0}, "--part-mib 0: give a positive"), ({"max_mib": -1}, "--max-mib -1"),
+                    ({"part_mib": 0.001}, r"1\d\d\d parts of .* MiB; at most 100 are numbered")):
+        with pytest.raises(ConfigError, match=msg):
+            transfer.pack(params, sets, tmp_path, **kw)
+    assert not list(tmp_path.glob("study.weights.tgz*"))
+
+
+def _provenance(params, **kw) -> bytes:
+    return json.dumps({"grid": "study", "params_file": str(params), "sets": [], "machine": {}, **kw}).encode()
+
+
+@pytest.mark.parametrize("case", ["weights archive with a result file", "a member twice", "unreadable provenance",
+                                  "provenance of another grid", "no params_file", "a second grid that is bad"])
+def test_a_bad_archive_of_any_grid_stops_the_unpack_before_anything_is_placed(packed, tmp_path, case):
+    tmp, params, _, files = packed
+    src, run = tmp_path / "back", "study/runs/r1"
+    src.mkdir()
+    results = {"study/provenance.json": _provenance(params), f"{run}/metrics.json": b"{}"}
+    weights = {f"{run}/final.pt": b"w"}
+    if case == "weights archive with a result file":
+        weights[f"{run}/metrics.json"] = b"{}"
+    elif case == "a member twice":
+        weights[f"{run}/final.pt"] = b"w"
+        _tgz(src / "study.weights.tgz.00", weights)
+        with tarfile.open(src / "study.weights.tgz.00", "w:gz") as tar:   # the same name twice in one archive
+            for data in (b"a", b"b"):
+                info = tarfile.TarInfo(f"{run}/final.pt")
+                info.size = 1
+                tar.addfile(info, io.BytesIO(data))
+    elif case == "unreadable provenance":
+        results["study/provenance.json"] = b"{not json"
+    elif case == "provenance of another grid":
+        results["study/provenance.json"] = _provenance(params, grid="other")
+    elif case == "no params_file":
+        results["study/provenance.json"] = _provenance(params, params_file=None)
+    else:
+        _tgz(src / "zzz.results.tgz", {"zzz/runs/x/run.sh": b"x"})
+    _tgz(src / "study.results.tgz", results)
+    if case != "a member twice":
+        _tgz(src / "study.weights.tgz.00", weights)
+    match = {"weights archive with a result file": "is not a file of a run folder",
+             "a member twice": "appears twice", "unreadable provenance": "not readable JSON",
+             "provenance of another grid": "names grid 'other', the archive 'study'",
+             "no params_file": "has no params_file", "a second grid that is bad": "zzz.results.tgz: member"}[case]
+    with pytest.raises(ConfigError, match=match):
+        transfer.unpack(src, tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []           # no grid placed, no staging left
+    assert transfer.main(["unpack", str(src), "--out", str(tmp_path / "out")]) == 2   # an error, no traceback
+
+
+def test_a_file_where_a_run_folder_belongs_is_refused(packed, tmp_path):
+    tmp, _, _, _ = packed
+    transfer.unpack(tmp / "back", tmp_path, write_plan=False)
+    run = next((tmp_path / "study" / "runs").iterdir())
+    shutil.rmtree(run)
+    run.write_text("not a folder")
+    with pytest.raises(ConfigError, match="a file where a run folder belongs"):
+        transfer.unpack(tmp / "back", tmp_path, write_plan=False)
+    assert run.read_text() == "not a folder"
