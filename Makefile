@@ -217,7 +217,7 @@ reproduce-imagenet: $(STAMP)  ## ImageNet ResNet-50, torchrun on NGPU GPUs: make
 # grid's work in one pass)
 # the lite study: packs across cells (PACK=grid) always; on a machine without a CUDA GPU it prints the
 # planner's estimate and asks first (CONFIRM=yes skips)
-reproduce-lite: $(STAMP) fashion-mnist  ## lite study: ResNet-20 on 8k Fashion-MNIST, 10 epochs, 3 lrs x 3 seeds, every condition (GPU: minutes)
+reproduce-lite: $(STAMP) fashion-mnist  ## lite study: ResNet-20 on 6k Fashion-MNIST, 10 epochs, 3 lrs x 3 seeds, every condition (GPU: minutes)
 	@$(check_root); $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())" && exit 0; \
 	$(PY) -m lthlib.plan params/lite_fmnist_resnet20.yaml --out-root "$$out" $(data_arg) --dry-run >/dev/null \
 	  || exit 2; echo "No CUDA GPU here: the lite study trains on this CPU for the time estimated above." >&2; \

@@ -40,7 +40,7 @@ from .models import MODELS
 from .errors import ConfigError
 from .params import Experiment, load, load_params_file, parse_sets, read_yaml, split_set, validate
 from .runs import atomic_write_text, fmt_num, project_path
-from .schedule import pack_rate
+from .schedule import estimate_seconds, pack_rate
 
 GRID_SHAPE = ("lrs", "seeds", "settings")  # what a grid spans; one setting notebook runs one (lr, seed)
 NB = "$(OUT)/{grid}/notebooks"
@@ -388,13 +388,23 @@ def describe_size(plan: Plan, out_root: str) -> str:
     size, exp = plan.size, plan.exp
     rates, source = read_rates(out_root, exp.model)
     hours = estimate_hours(size, exp, rates)
-    fmt = lambda h, dev: ((f"~{h * 60:.0f} min" if h < 1 else f"~{h:,.1f} h") + f" on {dev}" if h is not None
-                          else f"no {dev.split()[-1]} rate for {exp.model}")
+    dur = lambda h: f"~{h * 60:.0f} min" if h < 1 else f"~{h:,.1f} h"
+    fmt = lambda h, dev: dur(h) + f" on {dev}" if h is not None else f"no {dev.split()[-1]} rate for {exp.model}"
+    grid_packs = grid_pack_hours(exp, size, rates)
     return (f"plan {plan.grid}: {size['notebooks']} notebooks, {size['runs']} runs of {exp.model} x "
             f"{exp.epochs} epochs = {size['ticket_epochs']:,} ticket-epochs "
             f"({size['images'] / 1e6:,.1f}M training-image equivalents)\n"
-            f"  estimate: {fmt(hours['gpu'], 'one GPU')}, {fmt(hours['cpu'], 'this CPU')} "
-            f"(rates: {source}; `make bench` measures them)")
+            f"  estimate: {fmt(hours['gpu'], 'one GPU')}" +
+            (f" ({dur(grid_packs)} as grid packs, PACK=grid)" if grid_packs is not None else "") +
+            f", {fmt(hours['cpu'], 'this CPU')} (rates: {source}; `make bench` measures them)")
+
+
+def grid_pack_hours(exp: Experiment, size: dict, rates: dict) -> float | None:
+    """Hours of the grid on one GPU scheduled as grid packs (``schedule.estimate_seconds``), or None
+    without a GPU rate or with packing off."""
+    if not rates.get("gpu") or exp.pack == "off":
+        return None
+    return estimate_seconds(exp, rates["gpu"], size["images_per_run"] / exp.epochs) / 3600
 
 
 # ----------------------------------------------------------------------------- command line

@@ -404,3 +404,20 @@ def test_a_subset_of_the_grid_then_the_full_grid_redoes_nothing_for_the_subset()
     every = {"settings": ["pretrain", "lt_imp"]}
     a, b = build("params/demo.yaml", {**every, "seeds": [1]}), build("params/demo.yaml", every)
     assert a.params["demo/notebooks/pretrain_all_cells.params.yaml"] != b.params["demo/notebooks/pretrain_all_cells.params.yaml"]
+
+
+def test_the_lite_grid_fits_eight_minutes_of_one_gpu_as_grid_packs_by_the_plans_own_estimate():
+    """Issue "The study, measured and published": the study-lite grid trains in at most 8 minutes of one
+    GPU as grid packs, by the plan's estimate from the default (H100 CIFAR) rates, with the paper's
+    definition intact: 3 seeds, 3 lrs with 0.01 and 0.1, IMP to 0.914, every condition's setting."""
+    from lthlib import plan as P
+    from lthlib.models import MODELS
+    import lthlib
+    exp = lthlib.load(ROOT / "params" / "lite_fmnist_resnet20.yaml", {"out_root": "outputs"})
+    size = P.plan_size(exp, list(exp.settings))
+    minutes = P.grid_pack_hours(exp, size, MODELS["resnet20"].default_rates) * 60
+    assert 2 < minutes <= 8, minutes
+    assert len(exp.seeds) == 3 and {0.01, 0.1} <= set(exp.lrs) and len(exp.lrs) >= 3
+    assert round(1 - (1 - exp.imp_rate) ** exp.imp_rounds, 3) >= 0.914 and exp.model == "resnet20"
+    assert {"pretrain", "lt_imp", "rr_imp", "lt_omp", "rr_omp", "sdt"} <= set(exp.settings)
+    assert P.grid_pack_hours(exp.replace(pack="off"), size, MODELS["resnet20"].default_rates) is None
