@@ -104,6 +104,7 @@ class Plan:
     size: dict                # runs, ticket-epochs and images (see ``plan_size``)
     exp: Experiment
     rerun: dict = field(default_factory=dict)  # executed notebook (under the root) -> why it runs again
+    run_plans: list = field(default_factory=list)  # every run the notebooks train (for the grid-pack estimate)
 
 
 def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
@@ -133,7 +134,8 @@ def build(params_file: str, sets: dict, out_root: str = "outputs") -> Plan:
     rerun = executed_but_unfinished(exp.name, out_root, runs)
     text = "\n".join(_header(params_file, exp, settings) + _notebook_rules(exp.name, cells, deps)
                      + _report_rules(exp.name, cells, pooled_grids(exp, sets)) + _rerun_rules(rerun))
-    return Plan(exp.name, text, params, plan_size(exp, settings), exp, rerun)
+    return Plan(exp.name, text, params, plan_size(exp, settings), exp, rerun,
+                [p for plans in runs.values() for p in plans])
 
 
 def executed_but_unfinished(grid: str, out_root: str, runs: dict) -> dict:
@@ -390,7 +392,7 @@ def describe_size(plan: Plan, out_root: str) -> str:
     hours = estimate_hours(size, exp, rates)
     dur = lambda h: f"~{h * 60:.0f} min" if h < 1 else f"~{h:,.1f} h"
     fmt = lambda h, dev: dur(h) + f" on {dev}" if h is not None else f"no {dev.split()[-1]} rate for {exp.model}"
-    grid_packs = grid_pack_hours(exp, size, rates)
+    grid_packs = grid_pack_hours(exp, size, rates, plan.run_plans)
     return (f"plan {plan.grid}: {size['notebooks']} notebooks, {size['runs']} runs of {exp.model} x "
             f"{exp.epochs} epochs = {size['ticket_epochs']:,} ticket-epochs "
             f"({size['images'] / 1e6:,.1f}M training-image equivalents)\n"
@@ -399,12 +401,12 @@ def describe_size(plan: Plan, out_root: str) -> str:
             f", {fmt(hours['cpu'], 'this CPU')} (rates: {source}; `make bench` measures them)")
 
 
-def grid_pack_hours(exp: Experiment, size: dict, rates: dict) -> float | None:
-    """Hours of the grid on one GPU scheduled as grid packs (``schedule.estimate_seconds``), or None
-    without a GPU rate or with packing off."""
+def grid_pack_hours(exp: Experiment, size: dict, rates: dict, plans=None) -> float | None:
+    """Hours of the grid on one GPU scheduled as grid packs (``schedule.estimate_seconds`` over ``plans``,
+    the grid's run plans when the caller has them), or None without a GPU rate or with packing off."""
     if not rates.get("gpu") or exp.pack == "off":
         return None
-    return estimate_seconds(exp, rates["gpu"], size["images_per_run"] / exp.epochs) / 3600
+    return estimate_seconds(exp, rates["gpu"], size["images_per_run"] / exp.epochs, plans=plans) / 3600
 
 
 # ----------------------------------------------------------------------------- command line

@@ -196,7 +196,7 @@ def devices(df: pd.DataFrame) -> list[str]:
     (``cuda (NVIDIA H200)``; older runs name the device type alone)."""
     if not len(df) or "device" not in df:
         return []
-    names = df["device_name"] if "device_name" in df else pd.Series([None] * len(df), index=df.index)
+    names = df["device_name"] if "device_name" in df else [None] * len(df)
     both = {f"{d} ({n})" if isinstance(n, str) and n else str(d)
             for d, n in zip(df["device"], names) if isinstance(d, str)}
     return sorted(both)

@@ -185,7 +185,7 @@ def history_problem(path) -> str | None:
     return None
 
 
-def _is_number(x) -> bool:
+def is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -197,13 +197,13 @@ def metrics_problem(met) -> str | None:
     for key in ("final_test_acc", "global_sparsity"):
         if key not in met:
             return f"metrics.json lacks {key} (final_test_acc/global_sparsity)"
-        if not _is_number(met[key]):
+        if not is_number(met[key]):
             return f"metrics.json field {key} is {str(met[key])[:40]!r}, not a finite number"
     for key in ("best_test_acc_secondary", "best_epoch_secondary", "wall_time_s", "threads"):
-        if met.get(key) is not None and not _is_number(met[key]):
+        if met.get(key) is not None and not is_number(met[key]):
             return f"metrics.json field {key} is {str(met[key])[:40]!r}, not a number"
     layers = met.get("layer_sparsity", {})
-    if not isinstance(layers, dict) or not all(_is_number(v) for v in layers.values()):
+    if not isinstance(layers, dict) or not all(is_number(v) for v in layers.values()):
         return "metrics.json field layer_sparsity is not a mapping of layer name to number"
     return None
 

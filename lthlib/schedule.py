@@ -79,12 +79,13 @@ def waves(exp: Experiment) -> list[int]:
     return [len(w) for w in plan_waves(settings.grid_plans(exp))]
 
 
-def packs(exp: Experiment, packed: bool = True) -> list[tuple[int, int]]:
+def packs(exp: Experiment, packed: bool = True, plans=None) -> list[tuple[int, int]]:
     """The packs the scheduler forms for the grid ``exp`` from scratch, as (tickets, epochs each trains):
     wave by wave, the runs that can train together (``engine.pack_key``: one architecture, one length)
-    in packs of up to ``pack_size`` -- or every run alone (``packed`` False)."""
+    in packs of up to ``pack_size`` -- or every run alone (``packed`` False). ``plans``: the grid's run
+    plans when the caller has them (else ``settings.grid_plans``)."""
     out = []
-    for wave in plan_waves(settings.grid_plans(exp)):
+    for wave in plan_waves(settings.grid_plans(exp) if plans is None else plans):
         groups: dict = {}
         for p in wave:
             groups.setdefault(engine.pack_key(engine.Job(p)) if packed else p.name, []).append(p)
@@ -94,11 +95,12 @@ def packs(exp: Experiment, packed: bool = True) -> list[tuple[int, int]]:
     return out
 
 
-def estimate_seconds(exp: Experiment, rates: dict[int, float], n_images: float, packed: bool = True) -> float:
+def estimate_seconds(exp: Experiment, rates: dict[int, float], n_images: float, packed: bool = True,
+                     plans=None) -> float:
     """Training time of the grid ``exp`` scheduled as packs (``packs``) from measured ticket-images per
     second by pack size (``pack_rate``); ``n_images``: the training-image equivalents of one epoch of
     one run (evaluation included when the caller counts it)."""
-    return sum(k * epochs * n_images / pack_rate(rates, k) for k, epochs in packs(exp, packed))
+    return sum(k * epochs * n_images / pack_rate(rates, k) for k, epochs in packs(exp, packed, plans))
 
 
 def main(argv=None) -> int:

@@ -27,6 +27,7 @@ from them without training anything; ``python -m lthlib.readme publish <grid> --
 from __future__ import annotations
 
 import argparse
+import filecmp
 import io
 import json
 import math
@@ -308,7 +309,7 @@ def _extract(stream, where: str, grid: str, stage: Path, weights: bool, seen: se
 
 def _agree(a: Path, b: Path) -> bool:
     """Every file the run folders ``a`` and ``b`` both hold is the same in both."""
-    return all((b / p.name).read_bytes() == p.read_bytes() for p in a.iterdir() if (b / p.name).exists())
+    return all(filecmp.cmp(p, b / p.name, shallow=False) for p in a.iterdir() if (b / p.name).exists())
 
 
 def archives(source) -> dict[str, dict]:
@@ -337,6 +338,18 @@ def archives(source) -> dict[str, dict]:
     return found
 
 
+def read_provenance(path: Path, what: str, fix: str) -> dict:
+    """The provenance.json at ``path`` as a mapping, else a ConfigError ``"<what> is not readable JSON
+    ...; <fix>"`` (or ``... holds a list, not a mapping ...``)."""
+    try:
+        prov = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what} is not readable JSON ({exc}); {fix}") from exc
+    if not isinstance(prov, dict):
+        raise ConfigError(f"{what} holds a {type(prov).__name__}, not a mapping of field: value; {fix}")
+    return prov
+
+
 def _check_provenance(path: Path, grid: str, where: str) -> dict:
     """The staged provenance.json of ``grid``, checked before anything is placed: a mapping naming this
     grid, with a params_file of this checkout whose grid (with its sets) is ``grid``."""
@@ -344,15 +357,9 @@ def _check_provenance(path: Path, grid: str, where: str) -> dict:
     if not path.exists():
         raise ConfigError(f"{where}: no {grid}/{PROVENANCE} in it; nothing was unpacked. Pack it with `python -m "
                           f"lthlib.transfer pack`")
-    try:
-        prov = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{where}: its {PROVENANCE} is not readable JSON ({exc}); nothing was unpacked. Pack "
-                          f"the grid again") from exc
+    prov = read_provenance(path, f"{where}: its {PROVENANCE}", "nothing was unpacked. Pack the grid again")
     bad = lambda what: ConfigError(f"{where}: its {PROVENANCE} {what}; nothing was unpacked. Pack the grid again "
                                    f"with `python -m lthlib.transfer pack`")
-    if not isinstance(prov, dict):
-        raise bad(f"holds a {type(prov).__name__}, not a mapping of field: value")
     if prov.get("grid") != grid:
         raise bad(f"names grid {prov.get('grid')!r}, the archive {grid!r}")
     params, sets = prov.get("params_file"), prov.get("sets", [])
@@ -398,11 +405,10 @@ def unpack(source, out_root="outputs", replace: bool = False, write_plan: bool =
             stage.mkdir()
             stages.append(stage)
             staged.append((grid, stage, *_stage(grid, f, stage)))
-        for grid, stage, _, _ in staged:
-            _conflicts(stage / grid, layout.grid_dir(root, grid), replace)
+        differ = [_conflicts(stage / grid, layout.grid_dir(root, grid), replace) for grid, stage, _, _ in staged]
         done = []
-        for grid, stage, files, prov in staged:
-            done.append({**_place(stage / grid, layout.grid_dir(root, grid), replace), "grid": grid,
+        for (grid, stage, files, prov), dif in zip(staged, differ):
+            done.append({**_place(stage / grid, layout.grid_dir(root, grid), set(dif)), "grid": grid,
                          "files": files, "provenance": prov})
             if write_plan:
                 _write_plan(prov, root)
@@ -429,12 +435,11 @@ def _conflicts(staged: Path, grid_dir: Path, replace: bool) -> list[str]:
     return differ
 
 
-def _place(staged: Path, grid_dir: Path, replace: bool) -> dict:
+def _place(staged: Path, grid_dir: Path, differ: set) -> dict:
     """Move the staged run folders into ``grid_dir/runs``. A folder already there whose files agree with
     the staged one gets the files it lacks (weights for a results-only folder) and keeps its own; one whose
-    files differ is replaced whole (``replace``; ``_conflicts`` refused it otherwise). The grid's
-    provenance.json is replaced when some folder changed or there is none."""
-    differ = set(_conflicts(staged, grid_dir, replace))
+    files differ (``differ``: the names ``_conflicts`` found, allowed by --replace) is replaced whole. The
+    grid's provenance.json is replaced when some folder changed or there is none."""
     runs = sorted((staged / "runs").iterdir()) if (staged / "runs").is_dir() else []
     (grid_dir / "runs").mkdir(parents=True, exist_ok=True)
     moved = added = 0
