@@ -115,6 +115,24 @@ def test_repo_params_files_are_valid():
         assert not math.isnan(P.load(f).lr)
 
 
+# SPEC section 5: the paper's full schedules, which condition ① ("sufficient epochs") and ⑤'s best dense
+# model are judged against; a shorter grid of a paper dataset must name the full one (full_epochs)
+PAPER_SCHEDULE = {"cifar10": 160, "cifar100": 160, "tiny_imagenet": 160, "imagenet": 90}
+
+
+def test_paper_dataset_grids_judge_against_the_paper_schedule():
+    from pathlib import Path
+    files = sorted(Path(__file__).resolve().parent.parent.joinpath("params").glob("*.yaml"))
+    checked = []
+    for f in files:
+        exp = P.load(f)
+        if exp.dataset in PAPER_SCHEDULE:
+            assert (exp.full_epochs or exp.epochs) == PAPER_SCHEDULE[exp.dataset], (
+                f"{f.name}: {exp.epochs} epochs judged as the full schedule; set full_epochs: "
+                f"{PAPER_SCHEDULE[exp.dataset]}")
+            checked.append(f.name)
+    assert "cifar10_resnet20_78ep.yaml" in checked
+
 @pytest.mark.parametrize("grid,model", [("imagenet_resnet50", "resnet50"), ("imagenet_resnet18", "resnet18")])
 def test_imagenet_grids_follow_the_nvidia_recipe(grid, model):
     """SPEC section 5: global batch 1024 with the lr sweep of a 1024 batch, mixup 0.2, label smoothing
