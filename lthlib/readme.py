@@ -25,6 +25,7 @@ from . import layout
 from . import nbrun
 from . import report
 from . import results as R
+from . import stats as S
 from . import verdicts as V
 from .errors import ConfigError
 from .runs import atomic_write_text, is_number, project_path
@@ -41,6 +42,11 @@ REPORT_HTML = "analysis.html"
 GRID_README = "README.md"
 
 
+# how the gaps' intervals are computed (verdicts: ⑤ paired only against this grid's own dense runs)
+CI_WORDS = ("the gaps' 95% CIs are paired over the seeds both runs have; ⑤'s is Welch's when its best dense "
+            "model is another grid's")
+
+
 def published(grid: str) -> Path:
     return project_path("results") / grid
 
@@ -50,10 +56,10 @@ def _gap(row, c: str) -> str:
     if gap is None or not isinstance(gap, float) or math.isnan(gap):
         return "not evaluated"
     lo, hi = row.get(f"{c} CI low"), row.get(f"{c} CI high")
-    ci = f" [{lo:+.1f}, {hi:+.1f}]" if isinstance(lo, float) and math.isfinite(lo) else ""
+    ci = f" [{S.fmt_signed(lo)}, {S.fmt_signed(hi)}]" if isinstance(lo, float) and math.isfinite(lo) else ""
     extra = f" (lr {row['c3 RR lr']:g})" if c == "c3" and isinstance(row.get("c3 RR lr"), float) and \
         math.isfinite(row["c3 RR lr"]) else ""
-    return f"{gap:+.2f}{ci}{extra}"
+    return f"{S.fmt_signed(gap)}{ci}{extra}"
 
 
 def verdict_rows(v: pd.DataFrame) -> list[str]:
@@ -99,7 +105,7 @@ def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> st
     lines = [BEGIN.format(grid=grid), *([links, ""] if links else []),
              f"Measured by `{grid}` ({len(counted)} counted runs on {', '.join(report.devices(counted)) or 'unknown'}"
              f"; code {', '.join(versions) or 'unknown'}; final-epoch test accuracy, means over seeds "
-             f"{', '.join(map(str, seeds))}; the gaps' 95% CIs are paired over the seeds both runs have). "
+             f"{', '.join(map(str, seeds))}; {CI_WORDS}). "
              f"{premise_line(counted)}", "", *found_lines(runs, v), "",
              *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
@@ -212,8 +218,8 @@ def grid_readme(grid: str, folder: Path | None = None) -> str:
              f"not edit by hand (a test fails when it differs from them).", "",
              "| | |", "|---|---|", *[f"| {k} | {md} |" for k, md in _facts(runs, prov)], "",
              "## In the paper's terms", "", premise_line(counted_runs(runs)), "", *found_lines(runs, v), "",
-             "Per ticket (final-epoch test accuracy, means over the seeds; the gaps' 95% CIs are paired over "
-             "the seeds both runs have):", "", *verdict_rows(v), "",
+             f"Per ticket (final-epoch test accuracy, means over the seeds; {CI_WORDS}):", "",
+             *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".", "",
              "## Files", "", *_file_lines(grid, folder), "",

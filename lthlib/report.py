@@ -57,10 +57,25 @@ READINGS = [
     "\"RR trained with any lr\" (③) is the best RR at the same sparsity over the grid's lrs, each RR using the mask "
     "found at its own lr (as the paper's Figure 3 curves are drawn).",
     "The thresholds apply to seed means; beside each decision the gap comes with its paired 95% confidence "
-    "interval over the seeds both sides have (⑤: Welch's interval against the best dense model) and n.",
+    "interval over the seeds both sides have (⑤: paired against this grid's own dense runs, else Welch's "
+    "interval against the best dense model's mean, std and n) and n.",
     "The dense model is trained at the pretraining lr and every subnetwork run of that cell (each IMP round, "
     "LT-OMP, RR) at the same lr (the paper's default; its Table 4 varies the sparse lr, not run here).",
 ]
+SPARSE_LR_READING = (
+    "The dense model is trained at the pretraining lr {pre} and every subnetwork run (each IMP round, LT-OMP, "
+    "RR) at each sparse lr {sparse} (the paper's Table 4); a ticket's lr is its sparse lr, so ④ (dense at the "
+    "ticket's own lr) is evaluated only where a sparse lr equals a pretraining lr, and ③'s best RR is over the "
+    "sparse lrs.")
+
+
+def readings(exp) -> list[str]:
+    """Our readings of the paper's rules for grid ``exp``: ``READINGS``, its last one for a grid with a
+    separate sparse-training lr (``sparse_lrs``) saying how such a grid's runs are trained and judged."""
+    if not exp.sparse_lrs:
+        return list(READINGS)
+    lrs = lambda xs: ", ".join(f"{x:g}" for x in xs)
+    return READINGS[:-1] + [SPARSE_LR_READING.format(pre=lrs(exp.lrs), sparse=lrs(exp.sparse_lrs))]
 
 
 def differences_markdown(exp) -> str:
@@ -446,19 +461,31 @@ def network_headline(r: dict, vn: pd.DataFrame) -> str:
                 f"cannot hold a Jackpot or secondary prize ticket; the LT − RR gaps below still say where the "
                 f"lottery ticket beats its random re-initialization. The paper: {r['paper']}.")
     cand = vn[vn["c1"].fillna(False)]
-    text = [f"Jackpot tickets: **{r['Jackpot?']}** ({r['Jackpot rows']} of {r['candidates']} candidate tickets by "
-            f"the means, {r['Jackpot Holm']} after Holm)",
-            f"secondary prize tickets: **{r['secondary prize?']}** ({r['secondary prize rows']} of {r['candidates']}, "
-            f"{r['secondary prize Holm']} after Holm" + (f"; up to s = {r['secondary prize up to']:.3f} at "
-                                                         f"{r['secondary prize at']})" if r["secondary prize rows"]
-                                                         else ")")]
+    text = [f"Jackpot tickets: {_class_answer(r, 'Jackpot', cand)} ({r['Jackpot rows']} of {r['candidates']} "
+            f"candidate tickets by the means, {r['Jackpot Holm']} after Holm)",
+            f"secondary prize tickets: {_class_answer(r, 'secondary prize', cand)} ({r['secondary prize rows']} of "
+            f"{r['candidates']}, {r['secondary prize Holm']} after Holm" +
+            (f"; up to s = {r['secondary prize up to']:.3f} at {r['secondary prize at']})" if
+             r["secondary prize rows"] else ")")]
     if (none := _failed_conditions(cand)):
         text.append(f"{int((cand['class'] == 'none').sum())} candidates are no ticket ({none})")
     if (open_ := _open_conditions(cand)):
         text.append(f"not evaluated: {open_}")
     if r["at the boundary"]:
         text.append(f"at the boundary: {r['at the boundary']}")
+    unknown = cand[cand["at the boundary"].isna() & (cand["class"] != "not evaluated")]
+    if len(unknown):
+        text.append(f"{len(unknown)} decided candidates have no CI (one seed, or no spread), so whether seed "
+                    f"noise could change their class is unknown")
     return f"{where}: " + "; ".join(text) + f". The paper: {r['paper']}."
+
+
+def _class_answer(r: dict, cls: str, cand: pd.DataFrame) -> str:
+    """The bold answer to "a ``cls`` ticket?": a "yes" that no ticket supports after Holm says so."""
+    if r[f"{cls}?"] != "yes" or r[f"{cls} Holm"]:
+        return f"**{r[f'{cls}?']}**"
+    n = int(cand.loc[cand["class"] == cls, "LT n"].max())
+    return "**yes by the means, not resolved**" + (f" (n = {n}: no CI)" if n < 2 else " (from seed noise)")
 
 
 def headline(exp, v: pd.DataFrame, t3: pd.DataFrame, premise_lines: list[str], counted: pd.DataFrame) -> str:
@@ -675,7 +702,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["DIFFERENCES", "IMAGENET_CHOICES", "READINGS", "differences_markdown", "bullets", "expected_counts",
+__all__ = ["DIFFERENCES", "IMAGENET_CHOICES", "READINGS", "readings", "differences_markdown", "bullets", "expected_counts",
            "completeness", "not_counted_markdown", "code_versions", "conv_precision", "scale_markdown", "table",
            "MAX_TABLE_COLUMNS", "table_problems", "files_markdown", "thresholds_markdown", "verdict_view",
            "table3_view", "headline", "details", "page_title", "render", "write_index", "md_text", "md_code",

@@ -17,17 +17,25 @@ RR setting it is judged against (``registry.FAMILIES``; the small-dense setting 
 - ② (c2) LT - SDT (same sparsity and lr) > the SDT gap (the paper gives none: the clear gap is used).
 - ③ (c3) LT - best RR > the clear gap; best RR = the RR lr with the highest mean at the same sparsity
   and epochs, over the LRs present. With one RR lr ③ is still evaluated and the row notes
-  "RR swept over 1 lr".
+  "RR swept over 1 lr". Given the grid's RR lrs (``rr_lrs``), a ③ that holds while RR has not finished
+  at one of them is NA ("RR at any lr" is not yet established; a missing lr can only make ③ easier).
 - ④ (c4) LT >= dense at the same lr and epochs - similar.
-- ⑤ (c5) LT >= the best dense model (``reference``) - similar.
+- ⑤ (c5) LT >= the best dense model (``reference``) - similar. Likewise NA when it holds while the
+  reference's dense lrs (its "lrs", when it names them) miss one of the grid's (``dense_lrs``).
 
+Gaps are rounded to ``GAP_DECIMALS`` (4) before they are compared with a threshold: accuracies are
+float32 percentages, whose rounding (~1e-5) would otherwise decide a gap of exactly the threshold
+at random; the finest real step of a 3-seed mean on a 10,000-image test set is 0.0033 points.
+A run whose final_acc is NaN is not a finished run: ``prepare`` drops it (its condition reads as a
+missing input, never as a failure).
 A condition whose input is missing (no SDT, RR or dense run; no reference, or one trained shorter than
 ``full_epochs``) is NA, never False. Class (Kleene logic: a class is decided as soon as the known
 conditions fix it): "none" when any of ①-④ is False, even if others are NA; else "not evaluated" when
 any of ①-⑤ is NA; else "Jackpot" (⑤ holds) or "secondary prize" (⑤ fails).
 
-Beside each decision: the gap, its paired 95% CI over the seeds both sides have (⑤: Welch's interval
-against the reference's mean/std/n), n and words from ``stats`` that agree with the interval; and the
+Beside each decision: the gap, its paired 95% CI over the seeds both sides have (⑤: paired too when
+the reference is this table's own dense runs at its lr and epochs, else Welch's interval against the
+reference's mean/std/n), n and words from ``stats`` that agree with the interval; and the
 same test against the threshold ("vs threshold", "p vs threshold"). "At the boundary": some set of
 conditions whose CI of (gap - threshold) contains 0 would, flipped, change the class; NA when no set
 does but a condition that alone would change it has no CI (n < 2, no spread); NA for "not evaluated".
@@ -52,6 +60,7 @@ KEYS = ["model", "dataset", "epochs", "family", "sparsity", "lr"]
 SYMBOL = {"c1": "①", "c2": "②", "c3": "③", "c4": "④", "c5": "⑤"}
 RANK = {"none": 0, "secondary prize": 1, "Jackpot": 2}
 NOT_EVALUATED = "not evaluated"
+GAP_DECIMALS = 4
 
 # dataset -> (similar drop in points, where it comes from)
 SIMILAR = {
@@ -90,11 +99,13 @@ def thresholds(dataset: str, similar: float | None = None, clear: float | None =
 
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``runs`` with ``sparsity`` = target_sparsity rounded to 3 decimals (a measured
-    ``sparsity`` column, if any, is replaced). Raises ValueError on missing columns or on two runs of
-    one (setting, model, dataset, epochs, sparsity, lr, seed)."""
+    ``sparsity`` column, if any, is replaced) and without runs whose final_acc is NaN (not finished
+    runs). Raises ValueError on missing columns or on two runs of one (setting, model, dataset, epochs,
+    sparsity, lr, seed)."""
     missing = [c for c in REQUIRED if c not in runs.columns]
     if missing:
         raise ValueError(f"verdicts: the runs table lacks column(s) {', '.join(missing)}")
+    runs = runs[pd.to_numeric(runs["final_acc"], errors="coerce").notna()]
     d = runs.assign(sparsity=runs["target_sparsity"].astype(float).round(SPARSITY_DECIMALS))
     dup = d[d.duplicated(RUN_KEY, keep=False)]
     if len(dup):
@@ -116,15 +127,29 @@ def _acc(d: pd.DataFrame, setting: str, model: str, dataset: str, epochs, sparsi
 
 
 def best_rr(d: pd.DataFrame, rr_setting: str, model: str, dataset: str, epochs, sparsity) -> tuple:
-    """(per-seed accuracies, lr, number of lrs) of the RR lr with the highest mean at this sparsity
-    and epochs; (empty, nan, 0) when there is no RR run."""
+    """(per-seed accuracies, lr, the lrs present) of the RR lr with the highest mean at this sparsity
+    and epochs; (empty, nan, []) when there is no RR run."""
     m = (d["setting"] == rr_setting) & (d["model"] == model) & (d["dataset"] == dataset) & \
         (d["epochs"] == epochs) & np.isclose(d["sparsity"], sparsity)
     means = d.loc[m].groupby("lr")["final_acc"].mean()
     if not len(means):
-        return pd.Series(dtype=float), math.nan, 0
+        return pd.Series(dtype=float), math.nan, []
     lr = float(means.idxmax())
-    return _acc(d, rr_setting, model, dataset, epochs, sparsity, lr), lr, len(means)
+    return _acc(d, rr_setting, model, dataset, epochs, sparsity, lr), lr, [float(x) for x in means.index]
+
+
+def _missing_lrs(expected, present) -> list[float]:
+    """The lrs of ``expected`` (None: no check) that ``present`` lacks."""
+    return [lr for lr in (expected or []) if not any(math.isclose(lr, p) for p in present)]
+
+
+def _not_established(comp: dict, missing: list[float], side: str, sym: str) -> dict:
+    """A comparison that holds over the lrs present while ``side`` misses ``missing``: NA, with why."""
+    if not missing or comp["pass"] is not True:
+        return comp
+    lrs = ", ".join(f"{lr:g}" for lr in missing)
+    note = f"{sym} holds over the lrs present, not established: {side} not finished at lr {lrs}"
+    return {**comp, "pass": pd.NA, "note": "; ".join(n for n in (comp["note"], note) if n)}
 
 
 def _threshold_words(shifted: dict, threshold: float) -> str:
@@ -146,10 +171,11 @@ def _missing(note: str) -> dict:
 
 def _comparison(b_mean, b_n, gap, g, shifted, threshold, strict, note) -> dict:
     within = pd.NA if not math.isfinite(shifted["CI low"]) else bool(shifted["CI low"] <= 0 <= shifted["CI high"])
+    decided = round(float(gap), GAP_DECIMALS)  # float32 rounding must not decide a tie (module doc)
     return {"mean": float(b_mean), "n runs": int(b_n), "gap": float(gap), "CI low": g["CI low"],
             "CI high": g["CI high"], "n": g["n"], "p": g["p"], "result": g["result"],
             "vs threshold": _threshold_words(shifted, threshold), "p vs threshold": shifted["p"],
-            "pass": bool(gap > threshold) if strict else bool(gap >= threshold), "within noise": within,
+            "pass": bool(decided > threshold) if strict else bool(decided >= threshold), "within noise": within,
             "note": note}
 
 
@@ -242,28 +268,45 @@ def _ticket_label(family: str) -> str:
     return "WR" if family.startswith("WR") else "LT"
 
 
-def _conditions(d: pd.DataFrame, family: str, key: tuple, lt: pd.Series, thr: dict, ref, alpha: float) -> dict:
+def _own_reference(d: pd.DataFrame, ref: dict | None, model: str, dataset: str) -> pd.Series | None:
+    """The per-seed dense runs of ``d`` that ``ref`` summarizes (its lr and epochs, the same n and mean),
+    or None when the reference comes from elsewhere (another grid's runs, a number given by hand)."""
+    if ref is None or ref.get("epochs") is None or ref.get("lr") is None:
+        return None
+    own = _acc(d, DENSE, model, dataset, ref["epochs"], lr=ref["lr"])
+    same = len(own) == int(ref["n"]) and len(own) and math.isclose(own.mean(), ref["mean"], abs_tol=1e-9)
+    return own if same else None
+
+
+def _conditions(d: pd.DataFrame, family: str, key: tuple, lt: pd.Series, thr: dict, ref, alpha: float,
+                lrs: dict) -> dict:
     """The comparisons ② to ⑤ of one ticket (dicts of ``compare_paired``/``compare_reference``) and
-    the best RR's lr and number of lrs."""
+    the best RR's lr and number of lrs; ``lrs``: the grid's {"rr": lrs, "dense": lrs} (None: unchecked)."""
     model, dataset, epochs, sparsity, lr = key
     name = _ticket_label(family)
-    rr, rr_lr, rr_lrs = best_rr(d, registry.FAMILIES[family][1], model, dataset, epochs, sparsity)
+    rr, rr_lr, rr_present = best_rr(d, registry.FAMILIES[family][1], model, dataset, epochs, sparsity)
+    own = _own_reference(d, ref, model, dataset)
+    c3 = compare_paired(lt, rr, thr["clear"], (name, "RR"), alpha, True, "no RR runs at this sparsity")
+    c5 = compare_reference(lt, ref, -thr["similar"], (name, "best dense"), alpha) if own is None else \
+        compare_paired(lt, own, -thr["similar"], (name, "best dense"), alpha, False, "")
+    if ref is not None and ref.get("lrs") is not None:
+        c5 = _not_established(c5, _missing_lrs(lrs.get("dense"), ref["lrs"]), "the full-schedule dense model", "⑤")
     return {
         "c2": compare_paired(lt, _acc(d, registry.SMALL_DENSE, model, dataset, epochs, sparsity, lr), thr["sdt"],
                              (name, "SDT"), alpha, True, "no SDT runs at this sparsity and lr"),
-        "c3": compare_paired(lt, rr, thr["clear"], (name, "RR"), alpha, True, "no RR runs at this sparsity"),
+        "c3": _not_established(c3, _missing_lrs(lrs.get("rr"), rr_present) if rr_present else [], "RR", "③"),
         "c4": compare_paired(lt, _acc(d, DENSE, model, dataset, epochs, lr=lr), -thr["similar"], (name, "dense"),
                              alpha, False, f"no dense run at lr {lr:g}, {epochs} epochs"),
-        "c5": compare_reference(lt, ref, -thr["similar"], (name, "best dense"), alpha),
-        "rr": (rr_lr, rr_lrs),
+        "c5": c5,
+        "rr": (rr_lr, len(rr_present)),
     }
 
 
-def _row(d, family, key, lt, full_epochs, reference, thr, alpha, nontrivial) -> dict:
+def _row(d, family, key, lt, full_epochs, reference, thr, alpha, nontrivial, lrs) -> dict:
     """One row of ``verdict_table``."""
     model, dataset, epochs, sparsity, lr = key
     ref, ref_note = reference_for(reference, model, dataset, full_epochs)
-    comps = _conditions(d, family, key, lt, thr, ref, alpha)
+    comps = _conditions(d, family, key, lt, thr, ref, alpha, lrs)
     row = {"model": model, "dataset": dataset, "epochs": epochs, "family": family, "sparsity": sparsity, "lr": lr,
            "ticket": registry.FAMILIES[family][0], "LT mean": lt.mean(), "LT std": lt.std(ddof=1),
            "LT n": len(lt),
@@ -295,13 +338,15 @@ _BOOL_COLUMNS = ["c1", "c2", "c3", "c4", "c5", "c1-c4", "at the boundary", "c2 w
 
 def verdict_table(runs: pd.DataFrame, full_epochs: int, reference=None, nontrivial: float = 0.6,
                   similar: float | None = None, clear: float | None = None, sdt_gap: float | None = None,
-                  alpha: float = S.ALPHA) -> pd.DataFrame:
+                  alpha: float = S.ALPHA, rr_lrs=None, dense_lrs=None) -> pd.DataFrame:
     """One row per ticket (model, dataset, epochs, family, sparsity, lr) of every family whose ticket
     setting has runs: the conditions c1..c5 (boolean, NA = not evaluated), for each of c2..c5 its
     "<c> mean" (the compared side), "<c> n runs", "<c> gap", "<c> CI low/high", "<c> n", "<c> p",
     "<c> result", "<c> vs threshold", "<c> p vs threshold", "<c> within noise", "<c> note"; "c3 RR lr",
     "c3 RR lrs", "c5 dense lr"; "c1-c4", "class", "at the boundary", "boundary conditions", "notes" and
-    the thresholds used. ``reference``: see ``reference_for``; thresholds: see ``thresholds``."""
+    the thresholds used. ``reference``: see ``reference_for``; thresholds: see ``thresholds``;
+    ``rr_lrs``/``dense_lrs``: the grid's lrs of the RR and the dense runs (None: not checked), under
+    which a ③/⑤ that holds with a missing lr is NA (module doc)."""
     d = prepare(runs)
     rows = []
     for family, (ticket, _) in registry.FAMILIES.items():
@@ -309,7 +354,8 @@ def verdict_table(runs: pd.DataFrame, full_epochs: int, reference=None, nontrivi
         for key, g in sub.groupby(["model", "dataset", "epochs", "sparsity", "lr"], sort=True):
             thr = thresholds(key[1], similar, clear, sdt_gap)
             lt = g.set_index("seed")["final_acc"].astype(float).sort_index()
-            rows.append(_row(d, family, key, lt, full_epochs, reference, thr, alpha, nontrivial))
+            rows.append(_row(d, family, key, lt, full_epochs, reference, thr, alpha, nontrivial,
+                             {"rr": rr_lrs, "dense": dense_lrs}))
     out = pd.DataFrame(rows)
     if not len(out):
         return out

@@ -137,7 +137,7 @@ P.publish(P.plot_accuracy_vs_sparsity(runs.counted, reference), figures, "accura
 
 # %%
 display(Markdown(report.thresholds_markdown(thr, nontrivial, alpha, exp.full_epochs or exp.epochs)))
-display(Markdown(report.bullets(report.READINGS)))
+display(Markdown(report.bullets(report.readings(exp))))
 display(Markdown(R.reference_summary(reference, exp)))
 display(report.table(report.verdict_view(v)) if len(v) else Markdown("No lottery-ticket run finished yet."))
 display(HTML(report.details("The same verdicts as sentences", V.verdict_lines(v))))

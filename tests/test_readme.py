@@ -42,7 +42,7 @@ def _runs():
 def test_a_block_is_the_verdicts_with_their_intervals_and_the_premise():
     text = readme.block("g", _runs(), _verdicts())
     assert text.startswith(readme.BEGIN.format(grid="g")) and text.endswith(readme.END.format(grid="g"))
-    assert "| IMP | 0.590 | 0.1 | 78.46 (3) | +4.08 [+1.9, +6.3] | +2.34 [-0.5, +5.1] (lr 0.1) | +2.30 | " \
+    assert "| IMP | 0.590 | 0.1 | 78.46 (3) | +4.08 [+1.90, +6.30] | +2.34 [-0.50, +5.10] (lr 0.1) | +2.30 | " \
            "not evaluated | none (① fails) |" in text
     assert "| secondary prize |" in text and "Classes: Jackpot 0, secondary prize 1, none 1" in text
     assert "**Premise holds**" in text and "code abc1234" in text and "18 counted runs on cuda (NVIDIA H200)" in text

@@ -366,3 +366,12 @@ def test_the_analysis_notebook_renders_with_no_runs_at_all(tmp_path):
     report.render(done, tmp_path / "a.html")
     text = (tmp_path / "a.html").read_text()
     assert "No ticket verdicts yet" in text and "Premise not checked" in text and "No sparse run finished yet" in text
+
+
+def test_the_readings_say_how_a_table4_grid_is_trained_and_judged():
+    import lthlib
+    plain = report.readings(lthlib.load(ROOT / "params" / "cifar10_resnet20.yaml"))
+    assert plain == report.READINGS and "not run here" in plain[-1]
+    t4 = report.readings(lthlib.load(ROOT / "params" / "cifar10_resnet20_table4_lr0.1.yaml"))
+    assert "not run here" not in " ".join(t4) and len(t4) == len(plain)
+    assert "pretraining lr 0.1 and every subnetwork run" in t4[-1] and "sparse lr 0.01, 0.05, 0.1, 0.15" in t4[-1]

@@ -246,6 +246,10 @@ def test_premise_fails_when_the_small_lr_is_better_and_the_report_says_so():
 
 def test_premise_within_the_seed_spread_is_not_established():
     assert R.premise(dense_table(82.0, 81.8, std=0.5)).iloc[0]["status"].startswith("not established")
+    # a small lr better by less than the spread does not make the premise fail either
+    p = R.premise(dense_table(81.79, 81.8, std=1.0))
+    assert p.iloc[0]["status"].startswith("not established")
+    assert "perhaps not the paper's" in R.premise_summary(p)[0]
     assert R.premise(dense_table(82.0, 81.8, std=float("nan"), n=1)).iloc[0]["status"].startswith("cannot")
 
 

@@ -426,3 +426,78 @@ def test_prefers_small_lr_compares_the_small_lr_with_the_best_class_against_the_
     t = V.table3(V.verdict_table(runs, 160, FAR_REF), runs).iloc[0]
     assert t["prefers small LR?"] == "yes"
     assert t["small LR basis"].startswith("best class secondary prize at lr 0.01, none at lr 0.1")
+
+
+# ----------------------------------------------------------------------------- incomplete grids, NaN, ties
+def test_a_condition_that_holds_with_a_grid_lr_missing_is_not_established():
+    """"RR at any lr" and the best-tuned dense model: a missing lr can only make ③ and ⑤ easier, so a
+    ③/⑤ that holds over the lrs present is NA until the grid's lrs have all finished; one that fails
+    over them stays failed."""
+    full = one(ticket_runs(), NEAR_REF, rr_lrs=[0.01, 0.1])
+    assert V._known(full["c3"]) is True and full["class"] == "Jackpot"
+    cut = one(ticket_runs(rr_large=None), NEAR_REF, rr_lrs=[0.01, 0.1])
+    assert pd.isna(cut["c3"]) and cut["class"] == V.NOT_EVALUATED
+    assert "not established: RR not finished at lr 0.1" in cut["c3 note"]
+    assert "not finished at lr 0.1" in V.condition_text(cut, "c3")
+    assert V._known(one(ticket_runs(rr_large=None), NEAR_REF)["c3"]) is True  # the grid's lrs not given: not checked
+    failing = one(ticket_runs(lt=[86.0, 86.4, 86.2], rr_large=None), NEAR_REF, rr_lrs=[0.01, 0.1])
+    assert V._known(failing["c3"]) is False and failing["class"] == "none"
+    swept = one(ticket_runs(), {**NEAR_REF, "lrs": [0.1]}, dense_lrs=[0.01, 0.1])
+    assert pd.isna(swept["c5"]) and "⑤ holds over the lrs present, not established" in swept["c5 note"]
+    assert V._known(one(ticket_runs(), {**NEAR_REF, "lrs": [0.01, 0.1]}, dense_lrs=[0.01, 0.1])["c5"]) is True
+
+
+def test_a_nan_accuracy_is_a_missing_run_not_a_failed_condition():
+    r = one(ticket_runs(lt=[89.0, math.nan, 89.2], sdt=[87.0, 87.3, math.nan]), NEAR_REF)
+    assert r["LT n"] == 2 and r["c2 n"] == 1 and r["c3 n"] == 2
+    assert V._known(r["c2"]) is True and V._known(r["c3"]) is True and V._known(r["c4"]) is True and r["class"] == "Jackpot"
+
+
+def test_a_gap_of_exactly_the_threshold_is_decided_by_the_rule_not_by_float32_rounding():
+    """Accuracies as training writes them (float32 100 * correct / 10,000): a 3-seed gap of exactly 0.5
+    points is never "over 0.5" and always "at least -0.5 ... 0.5" (it was decided at random, ~45% each)."""
+    rng = np.random.default_rng(0)
+    acc = lambda c: pd.Series(np.float32(100) * c.astype(np.float32) / np.float32(10000), index=[1, 2, 3]).astype(float)
+    strict, loose = set(), set()
+    for _ in range(400):
+        b = rng.integers(8000, 9500, 3)
+        a = b + 50 + np.array([-7, 3, 4]) * rng.integers(0, 3)  # the seed gaps differ, their mean is 50 images
+        strict.add(V.compare_paired(acc(a), acc(b), 0.5, ("LT", "RR"), 0.05, True, "")["pass"])
+        loose.add(V.compare_paired(acc(a), acc(b), 0.5, ("LT", "RR"), 0.05, False, "")["pass"])
+    assert strict == {False} and loose == {True}
+    assert V.compare_paired(acc(np.array([8951, 8960, 8970])), acc(np.array([8900, 8910, 8920])), 0.5,
+                            ("LT", "RR"), 0.05, True, "")["pass"] is True  # one image more is over
+
+
+def test_the_best_dense_model_of_the_same_runs_is_compared_paired_like_condition_4():
+    """⑤ against a reference that is this table's own dense runs (same lr, epochs, n and mean) uses the
+    paired interval over the shared seeds, as ④ does at that lr; a reference from elsewhere, Welch's."""
+    rows = add([], "lt_imp", 0.8322, 0.1, [89.5, 89.1, 89.6])
+    add(rows, "pretrain", 0.0, 0.1, [89.3, 89.6, 89.4])
+    runs = pd.DataFrame(rows)
+    dense = runs[runs["setting"] == "pretrain"]["final_acc"]
+    own = {"mean": dense.mean(), "std": dense.std(), "n": 3, "lr": 0.1, "epochs": 160}
+    r = one(runs, own)
+    assert r["c5 CI low"] == pytest.approx(r["c4 CI low"]) and r["c5 CI high"] == pytest.approx(r["c4 CI high"])
+    assert r["c5 vs threshold"] == r["c4 vs threshold"]
+    other = one(runs, {**own, "mean": own["mean"] + 1e-3})  # another grid's runs: Welch's interval
+    welch = S.welch_gap(np.array([89.5, 89.1, 89.6]), own["mean"] + 1e-3, own["std"], 3, 0.05, ("LT", "dense"))
+    assert other["c5 CI low"] == pytest.approx(welch["CI low"]) and other["c5 CI low"] != pytest.approx(r["c5 CI low"])
+
+
+def test_a_class_no_ticket_supports_after_holm_is_not_a_bold_yes():
+    """One seed: a Jackpot by the means has no CI, so the headline says 'yes by the means, not resolved'
+    and that the boundary of the decided tickets is unknown; three clear seeds give a plain 'yes'."""
+    from lthlib import report
+    runs = ticket_runs(lt=[89.2], sdt=[87.0], rr_small=[86.0], rr_large=[87.0], dense=[89.3])
+    v = V.verdict_table(runs, 160, NEAR_REF)
+    t3 = V.table3(v, runs).iloc[0].to_dict()
+    assert t3["Jackpot?"] == "yes" and t3["Jackpot Holm"] == 0
+    line = report.network_headline(t3, v)
+    assert "Jackpot tickets: **yes by the means, not resolved** (n = 1: no CI)" in line
+    assert "1 decided candidates have no CI" in line and "**yes**" not in line
+    many = ticket_runs(lt=[89.2, 89.25, 89.3], sdt=[87.0, 87.02, 87.1], rr_small=[86.0, 86.1, 86.2],
+                       rr_large=[87.0, 87.1, 87.04], dense=[88.3, 88.42, 88.33])
+    v = V.verdict_table(many, 160, {**NEAR_REF, "mean": 88.0, "std": 0.05})
+    t3 = V.table3(v, many).iloc[0].to_dict()
+    assert t3["Jackpot Holm"] == 1 and "Jackpot tickets: **yes** (1 of 1" in report.network_headline(t3, v)
