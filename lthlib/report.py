@@ -385,7 +385,8 @@ VERDICT_CAPTION = ("Accuracies in %, gaps in points (seed means). ✓ the condit
 def verdict_view(v: pd.DataFrame) -> pd.DataFrame:
     """The verdict table for reading, one row per ticket: its LT accuracy and seeds, each condition ①-⑤
     as its gap in points with ✓ / ✗ / – (not evaluated), the best RR's accuracy and lr, the class and
-    "at the boundary"; a caption (``attrs["caption"]``, which ``table`` shows) says how to read it. The
+    "at the boundary"; a caption (``attrs["caption"]``, which ``table`` shows) says how to read it, with
+    the tickets' notes (a missing input, the seeds a gap is paired over, an lr the grid still misses). The
     intervals and words are in ``verdicts.verdict_lines``, every column in verdicts.csv."""
     rows = []
     for r in v.to_dict("records"):
@@ -397,7 +398,9 @@ def verdict_view(v: pd.DataFrame) -> pd.DataFrame:
                      "⑤ LT − best dense": _gap_cell(r, "c5"), "class": r["class"],
                      "at the boundary": _boundary_text(r)})
     out = pd.DataFrame(rows)
-    out.attrs["caption"] = VERDICT_CAPTION
+    notes = [f"{r['family']} s={r['sparsity']:.3f} lr {r['lr']:g}: {r['notes']}" for r in v.to_dict("records")
+             if isinstance(r.get("notes"), str) and r["notes"]]
+    out.attrs["caption"] = VERDICT_CAPTION + (" Notes: " + "; ".join(notes) + "." if notes else "")
     return out
 
 

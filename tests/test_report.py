@@ -375,3 +375,14 @@ def test_the_readings_say_how_a_table4_grid_is_trained_and_judged():
     t4 = report.readings(lthlib.load(ROOT / "params" / "cifar10_resnet20_table4_lr0.1.yaml"))
     assert "not run here" not in " ".join(t4) and len(t4) == len(plain)
     assert "pretraining lr 0.1 and every subnetwork run" in t4[-1] and "sparse lr 0.01, 0.05, 0.1, 0.15" in t4[-1]
+
+
+def test_verdict_view_shows_the_notes_when_a_ticket_has_one(tmp_path):
+    """An incomplete grid: the table's means are over every seed while a gap is paired over the seeds
+    both sides have, so the caption says so (and which lr a condition still misses)."""
+    exp, c, ref, v, t3 = _ticket_runs(tmp_path)
+    v = v.assign(notes="")
+    assert "Notes:" not in report.verdict_view(v).attrs["caption"]
+    v.loc[(v["lr"] == 0.01) & (v["family"] == "OMP"), "notes"] = "gap and CI over the 2 seeds both have (LT n=3, RR n=2)"
+    caption = report.verdict_view(v).attrs["caption"]
+    assert caption.endswith("Notes: OMP s=0.832 lr 0.01: gap and CI over the 2 seeds both have (LT n=3, RR n=2).")
