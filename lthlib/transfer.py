@@ -12,7 +12,10 @@ wall time and exit status, how many of the plan's runs finished) and ``DIR/<grid
 weight file of the finished runs whose weights the report reads (``weight_groups``: the trajectory runs,
 the dense runs, the OMP runs R_p uses), whole run folders in that order, each that still fits in
 ``--max-mib`` MiB compressed (the results archive aside), in parts of at most ``--part-mib`` MiB (the device tool brings back files of 16 MiB at most);
-provenance.json says what was packed. Here:
+provenance.json says what was packed. The results archive is written first (each file under a temporary
+name, then renamed), listing the weight runs planned (``weights_planned``), and again once the weights
+archive is built, naming its parts and their sizes (``weights_parts``), before the parts: a pack killed
+part-way (the device's time limit) still brings back every finished run's results. Here:
 
     python -m lthlib.transfer unpack DIR [--out outputs] [--replace]
 
@@ -20,9 +23,13 @@ reads every archive of DIR, checks each member (a regular file of one grid's run
 run writes, or the grid's provenance.json; a bad member stops it with nothing written), extracts into a
 staging folder under the outputs root and moves each run folder into place (a run folder already there is
 kept, and given the files it lacks, when the files both hold are the same, and refused when they differ,
-unless ``--replace``: then the folder is replaced whole). Then it writes the grid's plan (plan.mk and the notebooks' parameter files, as ``make grid``
-does) with the parameters the runs were trained with, so ``make report OUT=...`` renders the grid's report
-from them without training anything; ``python -m lthlib.readme publish <grid> --report`` publishes it.
+unless ``--replace``: then the folder is replaced whole). Weight parts the results archive lists that are
+not here whole (the tail of a cut pack) do not stop it: the results are placed, with the weights of the runs
+whose weight files all arrived (the parts that did arrive are checked as ever), and a warning names the
+missing parts; unpacking again once they are fetched adds the rest. Then it writes the grid's plan (plan.mk
+and the notebooks' parameter files, as ``make grid`` does) with the parameters the runs were trained with, so
+``make report OUT=...`` renders the grid's report from them without training anything; ``python -m
+lthlib.readme publish <grid> --report`` publishes it.
 """
 from __future__ import annotations
 
@@ -176,7 +183,10 @@ def select_weights(plans, budget: int) -> tuple[list[tuple[Path, str]], list[str
 def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: int | None = None,
          part_mib: float = 15, max_mib: float = 56) -> list[Path]:
     """Pack the finished runs of the grid ``params_file`` + ``sets`` into ``dest`` (see the module doc);
-    returns the files written."""
+    returns the files written. The results archive comes first, so a pack cut short (the device's time
+    limit) still brings back every run's results: ``<grid>.results.tgz`` with the planned weight runs
+    (``weights_planned``: run folder -> its number of weight files), then the weights archive, then the
+    results archive again naming its parts and their sizes (``weights_parts``), then the parts."""
     for name, v in (("--part-mib", part_mib), ("--max-mib", max_mib)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ConfigError(f"{name} {v}: give a positive number of MiB")
@@ -186,22 +196,37 @@ def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: in
     _remove_parts(dest / f"{exp.name}.weights.tgz")
     finished = sorted((p for p in plans if _result_ready(p.folder)), key=lambda p: p.name)
     weights, notes = select_weights(finished, int(max_mib * MIB))
+    planned: dict[str, int] = {}
+    for _, arc in weights:
+        run = PurePosixPath(arc).parts[2]
+        planned[run] = planned.get(run, 0) + 1
+    prov = {"grid": exp.name, "params_file": str(params_file),
+            "sets": [s for s in sets if not s.startswith("out_root=")], "code_version": code_version(),
+            "machine": machine(), "training_wall_s": wall_s, "training_rc": rc,
+            "runs_planned": len(plans), "runs_finished": len(finished), "weights_planned": planned,
+            "weights_packed": "; ".join(notes + (["its parts not written yet"] if weights else []))
+            or "none (no run the report reads weights of has finished)",
+            "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    prov_path = layout.grid_dir(exp.out_root, exp.name) / PROVENANCE
+    results = dest / f"{exp.name}.results.tgz"
+    rundirs = [p.folder for p in finished]
+
+    def write_results() -> None:                           # each write atomic: a temporary name, then renamed
+        atomic_write_json(prov_path, prov)
+        _results_tar(results, exp.name, prov_path, rundirs)
+
+    write_results()                                        # the results first: they come back if the rest is cut
     written = []
     if weights:
         tgz = dest / f"{exp.name}.weights.tgz"
         _write_tar(tgz, weights)
-        notes.append(f"{tgz.stat().st_size / MIB:.1f} MiB")
-        written = _split(tgz, int(part_mib * MIB))
-    prov = {"grid": exp.name, "params_file": str(params_file),
-            "sets": [s for s in sets if not s.startswith("out_root=")], "code_version": code_version(),
-            "machine": machine(), "training_wall_s": wall_s, "training_rc": rc,
-            "runs_planned": len(plans), "runs_finished": len(finished),
-            "weights_packed": "; ".join(notes) or "none (no run the report reads weights of has finished)",
-            "packed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    prov_path = layout.grid_dir(exp.out_root, exp.name) / PROVENANCE
-    atomic_write_json(prov_path, prov)
-    results = dest / f"{exp.name}.results.tgz"
-    _results_tar(results, exp.name, prov_path, [p.folder for p in finished])
+        size, part_bytes = tgz.stat().st_size, int(part_mib * MIB)
+        sizes = [min(part_bytes, size - i) for i in range(0, size, part_bytes)]
+        prov["weights_parts"] = [{"name": f"{tgz.name}.{i:02d}", "bytes": b} for i, b in enumerate(sizes)]
+        prov["weights_packed"] = "; ".join(notes + [f"{size / MIB:.1f} MiB in {len(sizes)} part(s)"])
+        if len(sizes) <= MAX_PARTS:                        # else _split refuses
+            write_results()                                # now naming the parts unpack is to find
+        written = _split(tgz, part_bytes)
     return [results, *written]
 
 
@@ -265,14 +290,17 @@ def _member_target(name: str, grid: str, where: str, weights: bool) -> PurePosix
     return PurePosixPath(*parts)
 
 
+class _Unreadable(Exception):
+    """A member's data could not be read (a cut or corrupt archive)."""
+
+
 def _copy_member(src, target: Path, where: str, name: str) -> None:
     with open(target, "wb") as dst:
         while True:
             try:
                 chunk = src.read(MIB)
             except (tarfile.TarError, EOFError, OSError) as exc:
-                raise ConfigError(f"{where}: member {name!r} cannot be read ({exc}); nothing was unpacked. Fetch "
-                                  f"it again (all its parts, for a .weights.tgz.NN)") from exc
+                raise _Unreadable(exc) from exc
             if not chunk:
                 return
             try:
@@ -282,10 +310,13 @@ def _copy_member(src, target: Path, where: str, name: str) -> None:
                                   f"the outputs root or unpack into another --out") from exc
 
 
-def _extract(stream, where: str, grid: str, stage: Path, weights: bool, seen: set) -> int:
+def _extract(stream, where: str, grid: str, stage: Path, weights: bool, seen: set,
+             cut: bool = False) -> list[PurePosixPath]:
     """Extract one archive into ``stage``, member by member, refusing anything but regular files at the
-    names ``_member_target`` allows, each once across the grid's archives (``seen``)."""
-    n = 0
+    names ``_member_target`` allows, each once across the grid's archives (``seen``); returns the members
+    extracted. ``cut``: the archive is known to be cut short (parts missing), so where its data ends it
+    stops, dropping the member it was reading, instead of refusing the whole unpack."""
+    got: list[PurePosixPath] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|gz") as tar:
             for m in tar:
@@ -299,12 +330,21 @@ def _extract(stream, where: str, grid: str, stage: Path, weights: bool, seen: se
                 seen.add(rel)
                 target = stage / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _copy_member(tar.extractfile(m), target, where, m.name)
-                n += 1
+                try:
+                    _copy_member(tar.extractfile(m), target, where, m.name)
+                except _Unreadable as exc:
+                    target.unlink(missing_ok=True)
+                    if cut:
+                        return got
+                    raise ConfigError(f"{where}: member {m.name!r} cannot be read ({exc}); nothing was "
+                                      f"unpacked. Fetch it again (all its parts, for a .weights.tgz.NN)") from exc
+                got.append(rel)
     except (tarfile.TarError, EOFError, OSError) as exc:     # gzip's errors are OSErrors
+        if cut:
+            return got
         raise ConfigError(f"{where}: not a readable archive ({exc}); nothing was unpacked. Fetch it again "
                           f"(all its parts, for a .weights.tgz.NN)") from exc
-    return n
+    return got
 
 
 def _agree(a: Path, b: Path) -> bool:
@@ -369,6 +409,14 @@ def _check_provenance(path: Path, grid: str, where: str) -> dict:
         raise bad(f"has sets {sets!r}, not a list of key=value strings")
     if not isinstance(prov.get("machine", {}), dict):
         raise bad("has a machine that is not a mapping")
+    planned, parts = prov.get("weights_planned", {}), prov.get("weights_parts")
+    if not (isinstance(planned, dict) and all(isinstance(n, int) and n > 0 for n in planned.values())):
+        raise bad(f"has weights_planned {planned!r}, not a mapping of run folder: number of weight files")
+    part_name = re.compile(re.escape(grid) + r"\.weights\.tgz\.\d\d")
+    if parts is not None and not (isinstance(parts, list) and all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) and part_name.fullmatch(e["name"])
+            and isinstance(e.get("bytes"), int) and e["bytes"] > 0 for e in parts)):
+        raise bad(f"has weights_parts {parts!r}, not a list of {{name: {grid}.weights.tgz.NN, bytes: N}}")
     try:
         exp = load(project_path(params), parse_sets(sets, f"{PROVENANCE} sets"))
     except ConfigError as exc:
@@ -380,14 +428,68 @@ def _check_provenance(path: Path, grid: str, where: str) -> dict:
     return prov
 
 
-def _stage(grid: str, f: dict, stage: Path) -> tuple[int, dict]:
+def _listed_parts(prov: dict, f: dict, where: str) -> tuple[list[Path], list[str]] | None:
+    """The weight parts that arrived whole, in order, up to the first one the pack listed
+    (``weights_parts``) that is missing or of another size, and a line per part not here whole; None
+    when the provenance lists no parts (a pack before the weights were written, or an older one)."""
+    listed = prov.get("weights_parts")
+    if listed is None:
+        return None
+    arrived = {p.name: p for p in f["weights"]}
+    extra = sorted(set(arrived) - {e["name"] for e in listed})
+    if extra:
+        raise ConfigError(f"{arrived[extra[0]]}: not a part this pack wrote (its {PROVENANCE} lists "
+                          f"{len(listed)}); nothing was unpacked. Fetch the parts of one pack")
+    whole, missing = [], []
+    for e in listed:
+        p = arrived.get(e["name"])
+        size = p.stat().st_size if p else None
+        if size != e["bytes"]:
+            missing.append(e["name"] + ("" if p is None else f" ({size:,} bytes, packed {e['bytes']:,})"))
+        elif not missing:
+            whole.append(p)
+    return whole, missing
+
+
+def _stage(grid: str, f: dict, stage: Path) -> tuple[int, dict, list[str], str | None]:
+    """Stage ``grid``'s archives; (files staged, provenance, the weight parts not here whole, a line
+    saying what that left out, or None). When parts the pack listed are missing or cut, the results
+    are staged all the same, with the weights of the runs whose weight files all arrived whole."""
     seen: set = set()
+    where = str(f["results"])
     with open(f["results"], "rb") as stream:
-        files = _extract(stream, str(f["results"]), grid, stage, False, seen)
-    if f["weights"]:
-        with _Chain(f["weights"]) as stream:
-            files += _extract(stream, f"{f['weights'][0]} (and its other parts)", grid, stage, True, seen)
-    return files, _check_provenance(stage / grid / PROVENANCE, grid, str(f["results"]))
+        files = len(_extract(stream, where, grid, stage, False, seen))
+    prov = _check_provenance(stage / grid / PROVENANCE, grid, where)
+    planned = prov.get("weights_planned") or {}
+    listing = _listed_parts(prov, f, where)
+    if listing is None or not listing[1]:
+        if f["weights"]:
+            with _Chain(f["weights"]) as stream:
+                where_w = f"{f['weights'][0]} (and its other parts)"
+                files += len(_extract(stream, where_w, grid, stage, True, seen))
+        if listing is None and planned and not f["weights"]:
+            return files, prov, [], (f"weights: the pack planned the weights of {len(planned)} run(s) but wrote "
+                                     f"no part of them (it was cut short before): results only")
+        return files, prov, [], None
+    whole, missing = listing
+    got: list[PurePosixPath] = []
+    if whole:
+        with _Chain(whole) as stream:
+            got = _extract(stream, f"{whole[0]} (and the parts after it)", grid, stage, True, seen, cut=True)
+    counts: dict[str, int] = {}
+    for rel in got:
+        counts[rel.parts[2]] = counts.get(rel.parts[2], 0) + 1
+    cut_runs = {r for r, n in counts.items() if n != planned.get(r)}
+    for rel in got:
+        if rel.parts[2] in cut_runs:                       # a run folder gets all its weight files or none
+            (stage / rel).unlink()
+    kept = len(counts) - len(cut_runs)
+    note = (f"weights: {len(missing)} of {len(prov['weights_parts'])} part(s) not here whole "
+            f"({', '.join(missing)}): the weights of {kept} of {len(planned)} run(s) unpacked, the other "
+            f"runs hold results only. Fetch the missing parts into {Path(where).parent} and unpack again to "
+            f"add them")
+    files += sum(n for r, n in counts.items() if r not in cut_runs)
+    return files, prov, [m.split(" ")[0] for m in missing], note
 
 
 def unpack(source, out_root="outputs", replace: bool = False, write_plan: bool = True) -> list[dict]:
@@ -405,11 +507,11 @@ def unpack(source, out_root="outputs", replace: bool = False, write_plan: bool =
             stage.mkdir()
             stages.append(stage)
             staged.append((grid, stage, *_stage(grid, f, stage)))
-        differ = [_conflicts(stage / grid, layout.grid_dir(root, grid), replace) for grid, stage, _, _ in staged]
+        differ = [_conflicts(stage / grid, layout.grid_dir(root, grid), replace) for grid, stage, *_ in staged]
         done = []
-        for (grid, stage, files, prov), dif in zip(staged, differ):
+        for (grid, stage, files, prov, missing, note), dif in zip(staged, differ):
             done.append({**_place(stage / grid, layout.grid_dir(root, grid), set(dif)), "grid": grid,
-                         "files": files, "provenance": prov})
+                         "files": files, "provenance": prov, "weights_missing": missing, "weights_note": note})
             if write_plan:
                 _write_plan(prov, root)
         return done
@@ -497,6 +599,8 @@ def main(argv=None) -> int:
                   f"{pr.get('machine', {}).get('device', 'an unrecorded machine')}, code "
                   f"{pr.get('code_version', 'unrecorded')}; render its report: make report "
                   f"OUT={a.out}")
+            if s["weights_note"]:
+                print(f"warning: {s['grid']}: {s['weights_note']}", file=sys.stderr)
         return 0
     except LTHError as exc:
         print(f"error: {exc}", file=sys.stderr)

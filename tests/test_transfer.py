@@ -143,10 +143,125 @@ def test_a_missing_part_or_a_truncated_archive_is_named(packed, tmp_path):
         transfer.unpack(src, tmp_path / "out")
     for f in files[1:]:
         (src / f.name).unlink(missing_ok=True)
-    (src / files[1].name).write_bytes(files[1].read_bytes())       # part 00 alone: the archive is cut short
+    # part 00 alone where the results archive lists no parts (an older pack): the archive is cut short
+    _rewrite_provenance(src / files[0].name, files[0], lambda prov: prov.pop("weights_parts"))
+    (src / files[1].name).write_bytes(files[1].read_bytes())
     with pytest.raises(ConfigError, match="cannot be read.*Fetch it again"):
         transfer.unpack(src, tmp_path / "out")
     assert not _runs(tmp_path / "out")
+
+
+def _rewrite_provenance(dest: Path, results: Path, edit) -> None:
+    """``results`` (a results archive) written to ``dest`` with its provenance.json changed by ``edit``."""
+    with tarfile.open(results) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    prov = json.loads(members["study/provenance.json"])
+    edit(prov)
+    members["study/provenance.json"] = json.dumps(prov).encode()
+    _tgz(dest, members)
+
+
+def _weights_of(out_root) -> dict[str, set[str]]:
+    return {n: {f for f in names if f.endswith(".pt")} for n, names in _runs(out_root).items()}
+
+
+@pytest.mark.parametrize("cut", ["parts after the first missing", "the last part here cut short"])
+def test_the_results_unpack_when_weight_parts_the_pack_listed_are_missing_or_cut(packed, tmp_path, cut, capsys):
+    """A pack cut short by the device's time limit brings back its results archive (written first) and
+    the weight parts written before the cut: the results and the runs whose weight files all arrived are
+    unpacked, the note names the parts not here, and the rest arrive by unpacking again."""
+    tmp, _, _, files = packed
+    results, parts = files[0], files[1:]
+    src = tmp_path / "back"
+    src.mkdir()
+    with tarfile.open(results) as tar:
+        listed = json.load(tar.extractfile("study/provenance.json"))["weights_parts"]
+    assert [e["name"] for e in listed] == [p.name for p in parts] and [e["bytes"] for e in listed] == \
+        [p.stat().st_size for p in parts]
+    half = len(parts) // 2
+    assert half >= 2
+    for f in [results, *parts[:half]]:
+        (src / f.name).write_bytes(f.read_bytes())
+    if cut == "the last part here cut short":
+        last = src / parts[half - 1].name
+        last.write_bytes(last.read_bytes()[:1000])
+    missing = [p.name for p in parts[half - (cut != "parts after the first missing"):]]
+    (s,) = transfer.unpack(src, tmp_path / "out", write_plan=False)
+    assert s["weights_missing"] == missing and all(m in s["weights_note"] for m in missing)
+    assert s["placed"] == s["runs"] and f"of {len(parts)} part(s) not here whole" in s["weights_note"]
+    got, source = _weights_of(tmp_path / "out"), _weights_of(tmp / "out")
+    assert set(got) == set(source)                             # every run's results
+    with_weights = {n for n, w in got.items() if w}
+    assert 0 < len(with_weights) < 18 and all(got[n] == source[n] for n in with_weights)   # whole runs only
+    assert f"the weights of {len(with_weights)} of 18 run(s) unpacked" in s["weights_note"]
+    assert transfer.main(["unpack", str(src), "--out", str(tmp_path / "cli")]) == 0
+    assert "warning: study: weights:" in capsys.readouterr().err
+    for f in parts:                                             # the missing parts fetched: the rest arrive
+        (src / f.name).write_bytes(f.read_bytes())
+    s = transfer.unpack(src, tmp_path / "out", write_plan=False)[0]
+    assert s["weights_missing"] == [] and s["weights_note"] is None and s["completed"] == 18 - len(with_weights)
+    got = _weights_of(tmp_path / "out")
+    assert sum(bool(w) for w in got.values()) == 18 and all(w == source[n] for n, w in got.items() if w)
+
+
+def test_the_weight_parts_that_arrive_are_checked_when_others_are_missing(packed, tmp_path):
+    tmp, params, _, _ = packed
+    src, run = tmp_path / "back", "study/runs/r1"
+    src.mkdir()
+    _tgz(src / "study.weights.tgz.00", {f"{run}/metrics.json": b"{}"})      # a result file in a weights part
+    size = (src / "study.weights.tgz.00").stat().st_size
+    parts = [{"name": "study.weights.tgz.00", "bytes": size}, {"name": "study.weights.tgz.01", "bytes": 5}]
+    _tgz(src / "study.results.tgz", {"study/provenance.json": _provenance(params, weights_parts=parts,
+                                                                        weights_planned={"r1": 1}),
+                                     f"{run}/metrics.json": b"{}"})
+    with pytest.raises(ConfigError, match="is not a file of a run folder"):
+        transfer.unpack(src, tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+    _tgz(src / "study.results.tgz", {"study/provenance.json": _provenance(params, weights_parts=[{"name": "x"}]),
+                                     f"{run}/metrics.json": b"{}"})
+    with pytest.raises(ConfigError, match="has weights_parts"):
+        transfer.unpack(src, tmp_path / "out")
+    (src / "study.weights.tgz.01").write_bytes(b"x")                # a part the pack did not list
+    _tgz(src / "study.results.tgz", {"study/provenance.json": _provenance(params, weights_parts=parts[:1]),
+                                     f"{run}/metrics.json": b"{}"})
+    with pytest.raises(ConfigError, match="not a part this pack wrote"):
+        transfer.unpack(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("fails", ["the weights archive", "its parts"])
+def test_pack_writes_the_results_before_the_weights(packed, tmp_path, monkeypatch, fails):
+    """Cut short while writing the weights (the device's time limit), a pack leaves its results archive
+    (written first, atomically), which says what weights were planned; unpack places the results."""
+    tmp, params, _, _ = packed
+    write_tar, order = transfer._write_tar, []
+
+    def fail(path, *a):
+        order.append(path.name)
+        if fails == "its parts" or not path.name.endswith(".weights.tgz"):
+            return write_tar(path, *a)
+        raise KeyboardInterrupt("killed")
+
+    def split(path, part_bytes):
+        order.append("split")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(transfer, "_write_tar", fail)
+    if fails == "its parts":
+        monkeypatch.setattr(transfer, "_split", split)
+    with pytest.raises(KeyboardInterrupt):
+        transfer.pack(params, [f"out_root={tmp / 'out'}"], tmp_path / "back", part_mib=0.05)
+    assert order[:2] == ["study.results.tgz", "study.weights.tgz"]
+    assert order[2:] == ([] if fails == "the weights archive" else ["study.results.tgz", "split"])
+    assert not list((tmp_path / "back").glob("study.weights.tgz.*"))
+    assert not [p for p in (tmp_path / "back").iterdir() if ".tmp" in p.name]
+    with tarfile.open(tmp_path / "back" / "study.results.tgz") as tar:
+        prov = json.load(tar.extractfile("study/provenance.json"))
+    assert len(prov["weights_planned"]) == 18 and set(prov["weights_planned"].values()) <= {2, 3}
+    assert ("weights_parts" in prov) == (fails == "its parts")
+    (s,) = transfer.unpack(tmp_path / "back", tmp_path / "out", write_plan=False)
+    assert s["placed"] == s["runs"] > 18 and not any(_weights_of(tmp_path / "out").values())
+    assert ("planned the weights of 18 run(s) but wrote no part" in s["weights_note"]) == (fails != "its parts")
+    assert fails != "its parts" or s["weights_missing"] == [e["name"] for e in prov["weights_parts"]]
 
 
 def test_a_small_budget_packs_whole_run_folders_and_says_what_it_left(packed, tmp_path):
@@ -290,3 +405,118 @@ def test_a_file_where_a_run_folder_belongs_is_refused(packed, tmp_path):
     with pytest.raises(ConfigError, match="a file where a run folder belongs"):
         transfer.unpack(tmp / "back", tmp_path, write_plan=False)
     assert run.read_text() == "not a folder"
+
+
+# ----------------------------------------------------------------------------- scripts/gpu_check.sh's lite check
+STUB_PYTHON = r'''#!/usr/bin/env bash
+# python3 as scripts/gpu_check.sh calls it, stubbed: each call's arguments one a line in calls.log
+{ echo "--- call"; printf '%s\n' "$@"; } >> "$STUB/calls.log"
+case "$1 $2" in
+  "-c "*) echo "torch stub" ;;
+  "-m lthlib.data") echo "fashion_mnist: ready (stub)" ;;
+  "-m lthlib.schedule")
+    n=$(( $(cat "$STUB/schedule.n" 2>/dev/null || echo 0) + 1 )); echo $n > "$STUB/schedule.n"
+    what=$(echo "$STUB_SCHEDULE" | cut -d, -f$n)
+    echo "schedule try $n: $what"
+    case "$what" in
+      fail) echo "RuntimeError: CUDA graph capture failed (stub)"; exit 1 ;;
+      fail_after_a_run|ok) mkdir -p outputs/lite_fmnist_resnet20/runs/r1
+        echo '{}' > outputs/lite_fmnist_resnet20/runs/r1/metrics.json; [ "$what" = ok ] || exit 1 ;;
+      timeout) exit 124 ;;
+      sleep) exec sleep 30 ;;
+    esac ;;
+  "-m lthlib.transfer")
+    dest=$(printf '%s\n' "$@" | sed -n '/^--dest$/{n;p}')
+    echo results > "$dest/lite_fmnist_resnet20.results.tgz"; echo "$dest/lite_fmnist_resnet20.results.tgz" ;;
+esac
+'''
+
+
+def _gpu_check(tmp_path, schedule: str, data=True, **env):
+    """scripts/gpu_check.sh's lite check run in a copy of what it reads, with python3 and nvidia-smi
+    stubbed (``schedule``: what each try of the scheduler does, comma-separated); (result, $OUT, the
+    python3 calls as argument lists)."""
+    import os
+    import subprocess
+    work, stub, out = tmp_path / "work", tmp_path / "stub", tmp_path / "out"
+    (work / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "gpu_check.sh", work / "scripts")
+    if data:                                                   # as lthlib.data leaves it prepared
+        raw = work / "outputs" / "data" / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                  "t10k-labels-idx1-ubyte"):
+            (raw / f).write_bytes(b"idx")
+    (work / "seeds=1").write_text("")                           # what an unquoted seeds=[1,2] would glob to
+    stub.mkdir()
+    for name, text in (("python3", STUB_PYTHON), ("nvidia-smi", "#!/bin/sh\necho 'name, memory.total'\n")):
+        (stub / name).write_text(text)
+        (stub / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub}:{os.environ['PATH']}", "STUB": str(stub), "STUB_SCHEDULE": schedule,
+           "OUT": str(out), "CHECKS": "lite", "FMNIST_DEBIAN": str(tmp_path / "no-debian"),
+           "LITE_SET": "n_train=200 seeds=[1,2]", **env}
+    r = subprocess.run(["bash", "scripts/gpu_check.sh"], cwd=work, env=env, capture_output=True, text=True,
+                       timeout=120)
+    log = (stub / "calls.log").read_text() if (stub / "calls.log").exists() else ""
+    calls = [c.strip("\n").split("\n") for c in log.split("--- call\n")[1:]]
+    return r, out, calls
+
+
+@pytest.mark.parametrize("schedule, retried", [("fail,ok", True), ("fail_after_a_run", False),
+                                               ("timeout", False), ("ok", False)])
+def test_gpu_check_lite_trains_again_without_cuda_graphs_when_the_first_try_fails_before_any_run(
+        tmp_path, schedule, retried):
+    r, out, calls = _gpu_check(tmp_path, schedule)
+    assert r.returncode == 0, r.stdout + r.stderr
+    tries = [c for c in calls if c[:2] == ["-m", "lthlib.schedule"]]
+    (pack,) = [c for c in calls if c[:2] == ["-m", "lthlib.transfer"]]
+    assert len(tries) == 1 + retried and all("seeds=[1,2]" in c and "n_train=200" in c for c in tries + [pack])
+    assert ("cuda_graph=false" in tries[-1]) == retried == ("cuda_graph=false" in pack)
+    assert "cuda_graph=false" not in tries[0]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted(["gpu.txt", "lite.log", "lite_fmnist_resnet20.results.tgz"] + ["lite1.log"] * retried)
+    assert len(files) <= 8 - 4                                   # room for 4 weight parts
+    log = (out / "lite.log").read_text()
+    first = (out / "lite1.log").read_text() if retried else log
+    assert re.search(r"lite: scheduler limit \d+s \(LITE_DEADLINE 570s", first) and "lite: pack limit" in log
+    if retried:
+        assert "capture failed" in first and "once more with cuda_graph=false" in first
+        assert "second try, cuda_graph=false" in log and "schedule try 2: ok" in log
+    assert pack[pack.index("--rc") + 1] == {"fail,ok": "0", "fail_after_a_run": "1", "timeout": "124", "ok": "0"}[schedule]
+
+
+def test_gpu_check_lite_keeps_to_its_deadline_and_an_explicit_limit_wins(tmp_path):
+    r, out, _ = _gpu_check(tmp_path / "a", "ok", LITE_DEADLINE="100")
+    log = (out / "lite.log").read_text()
+    limit = int(re.search(r"scheduler limit (\d+)s", log)[1])
+    assert 60 <= limit <= 70 and "- LITE_PACK_RESERVE 30s" in log, log
+    assert 25 <= int(re.search(r"pack limit (\d+)s", log)[1]) <= 100
+    r, out, calls = _gpu_check(tmp_path / "b", "sleep", LITE_LIMIT="1")   # the scheduler is stopped at its limit
+    log = (out / "lite.log").read_text()
+    assert "scheduler limit 1s (LITE_LIMIT)" in log and "lite rc=124" in log and not (out / "lite1.log").exists()
+    assert [c[:2] for c in calls].count(["-m", "lthlib.transfer"]) == 1      # and the pack still runs
+
+
+def test_gpu_check_stops_at_once_without_fashion_mnist(tmp_path):
+    r, out, calls = _gpu_check(tmp_path, "ok", data=False)
+    assert r.returncode == 2 and "neither in" in r.stderr and ".gpudata" in r.stderr
+    assert "error: Fashion-MNIST is neither" in (out / "gpu.txt").read_text()
+    assert not [c for c in calls if c[:1] == ["-m"]]                        # no python3 -m at all
+
+
+def test_gpu_check_takes_fashion_mnist_from_gpudata(tmp_path):
+    """Carried .gpudata/ (Debian's .gz files) where Debian's folder cannot be written: gunzipped where
+    lthlib.data reads them."""
+    import gzip
+    work = tmp_path / "work" / ".gpudata"
+    work.mkdir(parents=True)
+    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+              "t10k-labels-idx1-ubyte"):
+        (work / f"{f}.gz").write_bytes(gzip.compress(f.encode()))
+    blocked = tmp_path / "ro"
+    blocked.write_text("a file, so no folder can be made under it")
+    r, out, calls = _gpu_check(tmp_path, "ok", data=False, FMNIST_DEBIAN=str(blocked / "fashion-mnist"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    raw = tmp_path / "work" / "outputs" / "data" / "FashionMNIST" / "raw"
+    assert (raw / "t10k-labels-idx1-ubyte").read_bytes() == b"t10k-labels-idx1-ubyte"
+    assert ["-m", "lthlib.data", "prepare", "fashion_mnist", "outputs/data"] in calls
