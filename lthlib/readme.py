@@ -95,6 +95,41 @@ def found_lines(runs: pd.DataFrame, v: pd.DataFrame) -> list[str]:
             for r in t3.to_dict("records")]
 
 
+def lt_rr_lines(runs: pd.DataFrame) -> list[str]:
+    """The LT − RR comparison at the same lr (the paper's Figure 1 question, which holds whether or not
+    a ticket is a candidate), one line per network and length (``results.lt_rr_gaps`` of the counted
+    runs): in how many (sparsity, lr) cells LT is ahead by the means, and in how many each way its
+    paired 95% CI excludes zero, overall and per lr. None when the grid has no LT/RR pair."""
+    counted = counted_runs(runs)
+    if "data_order" not in counted:                        # results.csv before the column: one order
+        counted = counted.assign(data_order=R.DEFAULTS.data_order)
+    gaps = R.lt_rr_gaps(counted)
+    if not len(gaps):
+        return []
+    unpaired = gaps[~(gaps["n"] > 0)].groupby(["model", "dataset", "epochs", "data_order"]).size()
+    gaps = gaps[gaps["n"] > 0]
+
+    def counts(g: pd.DataFrame) -> tuple[int, int, int, int]:
+        return len(g), int((g["gap"] > 0).sum()), int((g["CI low"] > 0).sum()), int((g["CI high"] < 0).sum())
+
+    lines = []
+    for key, g in gaps.groupby(["model", "dataset", "epochs", "data_order"]):
+        model, dataset, epochs, order = key
+        n, ahead, above, below = counts(g)
+        per_lr = "; ".join(f"lr {lr:g}: {a} of {k} ahead, {up} above zero, {down} below"
+                           for lr, (k, a, up, down) in ((lr, counts(h)) for lr, h in
+                                                         sorted(g.groupby("lr"), key=lambda t: -t[0])))
+        ns = sorted({int(x) for x in g["n"].dropna()})
+        n_text = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}" if ns else "?"
+        lines.append(
+            f"**LT − RR at the same lr** ({model}/{dataset}, {epochs:g} epochs, {order} data order; paired "
+            f"over the seeds both have, n = {n_text}): LT is ahead by the means in {ahead} of "
+            f"{n} (family, sparsity, lr) cells; its 95% CI is above zero in {above} and below zero in {below} "
+            f"({per_lr})." + (f" {unpaired[key]} cell(s) with LT or RR runs only are left out."
+                               if key in unpaired.index else ""))
+    return lines
+
+
 def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> str:
     """The README block of ``grid`` from its runs (results.csv rows) and verdicts (verdicts.csv); ``links``
     (a line naming the published report) goes first."""
@@ -110,6 +145,7 @@ def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> st
              *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".",
+             *[x for line in lt_rr_lines(runs) for x in ("", line)],
              END.format(grid=grid)]
     return "\n".join(lines)
 
@@ -222,6 +258,7 @@ def grid_readme(grid: str, folder: Path | None = None) -> str:
              *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".", "",
+             *[x for line in lt_rr_lines(runs) for x in (line, "")],
              "## Files", "", *_file_lines(grid, folder), "",
              "## Regenerate the report from these files", "", "```bash",
              f"python -m lthlib.transfer unpack results/{grid} --out outputs-{grid}",

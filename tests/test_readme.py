@@ -51,6 +51,26 @@ def test_a_block_is_the_verdicts_with_their_intervals_and_the_premise():
     assert "secondary prize tickets: **" in found and "The paper: not in the paper" in found
 
 
+def test_the_block_counts_where_lt_beats_rr_at_the_same_lr():
+    """LT − RR at the same lr, paired over seeds: cells ahead by the means, CIs above and below zero, per
+    lr; a cell with only LT runs is left out and said so, never counted as RR ahead."""
+    runs = _runs()
+    noisy = {1: 0.0, 2: 0.9, 3: -0.4}                       # LT − RR varies over seeds: a finite CI
+    runs.loc[runs["setting"] == "lt_imp", "final_acc"] += runs["seed"].map(noisy)
+    flipped = (runs["setting"] == "lt_imp") & (runs["lr"] == 0.01)
+    runs.loc[flipped, "final_acc"] -= 5.0                    # at lr 0.01 RR is ahead, CI below zero
+    lone = runs[runs["setting"] == "lt_imp"].assign(target_sparsity=0.8)
+    runs = pd.concat([runs, lone], ignore_index=True)
+    line, = readme.lt_rr_lines(runs)
+    assert "paired over the seeds both have, n = 3" in line
+    assert "LT is ahead by the means in 1 of 2 (family, sparsity, lr) cells; its 95% CI is above zero in 1 " \
+           "and below zero in 1 (lr 0.1: 1 of 1 ahead, 1 above zero, 0 below; lr 0.01: 0 of 1 ahead, 0 above " \
+           "zero, 1 below)." in line
+    assert line.endswith("2 cell(s) with LT or RR runs only are left out.")
+    assert line in readme.block("g", runs, _verdicts())
+    assert readme.lt_rr_lines(runs[runs["setting"] != "rr_imp"]) == []
+
+
 def test_replacing_a_block_needs_its_markers_and_keeps_the_rest():
     old = "intro\n" + readme.BEGIN.format(grid="g") + "\nstale 1.23\n" + readme.END.format(grid="g") + "\nafter\n"
     new = readme.replace_block(old, "g", readme.block("g", _runs(), _verdicts()), "README.md")
