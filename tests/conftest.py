@@ -12,6 +12,26 @@ import torch
 
 import lthlib
 
+ROOT = Path(__file__).resolve().parent.parent
+# an outer make's (`make -jN test`) variables would reach every make a test starts: its -j, its jobserver
+MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
+def pytest_configure(config):
+    """Before collection (the test modules copy os.environ at import): drop an outer make's variables, and
+    stop when .venv's stamp is older than requirements.txt or pyproject.toml -- the tests' `make grid` and
+    `make report` would reinstall into the venv the other pytest-xdist worker imports from."""
+    import os
+    for k in MAKE_ENV:
+        os.environ.pop(k, None)
+    stamp = ROOT / ".venv" / ".installed"
+    stale = [n for n in ("requirements.txt", "pyproject.toml")
+             if stamp.exists() and (ROOT / n).stat().st_mtime > stamp.stat().st_mtime]
+    if stale:
+        pytest.exit(f"{stamp}: older than {' and '.join(stale)}; run `make setup` (or `make test`, which does) "
+                    f"first", returncode=4)
+
+
 # the settings LeNet-5 runs (it has no width scaling for SDT; tests of SDT and WR use a ResNet)
 CLASSIC_SETTINGS = [s for s in lthlib.SETTINGS if s not in ("sdt", "wr_imp", "wr_omp")]
 

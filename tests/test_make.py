@@ -22,7 +22,8 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 PAPERMILL = r"""#!/bin/bash
 # papermill IN OUT [flags] -f PARAMS: prints what papermill --log-output prints (cell markers, a kernel
-# warning, a display repr), an epoch line for a dense notebook, writes OUT, sleeps FAKE_SLEEP, checks OUT is
+# warning, a display repr), an epoch line for a dense notebook, writes OUT, waits for FAKE_OVERLAP notebooks
+# to have started (any make's), sleeps FAKE_SLEEP, checks OUT is
 # still its own (another writer of the same path fails it), writes the runs the parameter file lists as
 # results-only folders, copies IN to OUT; logs
 # "start NAME T" and "end NAME T" to FAKE_LOG; fails for a notebook whose name starts with FAKE_FAIL
@@ -35,6 +36,8 @@ case "$name" in pretrain*) echo "[pretrain-lenet5-fashion_mnist-lr0.1-s1-0123abc
 echo "<IPython.core.display.Markdown object>"
 echo "/tmp/ipykernel_1/1.py:1: UserWarning: a kernel warning" >&2
 echo "$$" > "$out"   # papermill writes its output notebook as it goes: it must still be this one's at the end
+if [ -n "${FAKE_OVERLAP:-}" ]; then   # wait (30 s at most) until FAKE_LOG holds FAKE_OVERLAP starts: runs overlap
+  for _ in $(seq 300); do [ "$(grep -c '^start ' "$FAKE_LOG")" -ge "$FAKE_OVERLAP" ] && break; sleep 0.1; done; fi
 sleep "${FAKE_SLEEP:-0}"
 if [ "$(cat "$out" 2>/dev/null)" != "$$" ]; then echo "fake papermill: $out was overwritten or moved" >&2; exit 1; fi
 params="${@: -1}"; runs="$(dirname "$(dirname "$out")")/runs"
@@ -270,12 +273,13 @@ def _renders(log: Path) -> list[str]:
     return [line.split("/")[-3] for line in log_lines(log) if line.startswith("render ")]
 
 
-def test_a_report_depends_on_the_runs_of_the_grids_it_pools():
+def test_a_report_depends_on_the_runs_of_the_grids_it_pools(tmp_path):
     """The report rule of a grid names the runs stamps of the other grids of its model and dataset (those
     its analysis pools), which each grid's plan touches after its notebooks ran."""
     from lthlib.plan import build, pooled_grids
     from lthlib.params import load
-    plan = build("params/fmnist_resnet20_10ep.yaml", {"seeds": [1], "lrs": [0.1], "settings": ["pretrain"]})
+    plan = build("params/fmnist_resnet20_10ep.yaml", {"seeds": [1], "lrs": [0.1], "settings": ["pretrain"]},
+                 str(tmp_path))
     rule = plan.text[plan.text.index("reports/analysis.html: "):].split("\n\t")[0]
     for g in ("fmnist_resnet20_40ep", "fmnist_resnet20_160ep", "fmnist_resnet20_40ep_fresh"):
         assert f"$(wildcard $(OUT)/{g}/notebooks/runs.stamp)" in rule
@@ -349,7 +353,8 @@ def test_two_makes_on_one_out_at_once_both_succeed(fake):
     args, env, log, out = fake
     cmd = ["make", "--no-print-directory", "grid", "GRID=demo", *args, f"SET={SMALL}"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**ENV, **env, "FAKE_SLEEP": "1.5"}, stdin=subprocess.DEVNULL) for _ in range(2)]
+                              env={**ENV, **env, "FAKE_SLEEP": "1.5", "FAKE_OVERLAP": "2"},
+                              stdin=subprocess.DEVNULL) for _ in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     nb = out / "demo" / "notebooks"

@@ -42,8 +42,8 @@ def injected(notebook: Path) -> dict:
     return scope
 
 
-def test_plan_has_one_target_per_setting_lr_seed_with_dependencies():
-    plan = build("params/cifar10_resnet20.yaml", {})
+def test_plan_has_one_target_per_setting_lr_seed_with_dependencies(tmp_path):
+    plan = build("params/cifar10_resnet20.yaml", {}, str(tmp_path))
     assert plan.grid == "cifar10_resnet20"
     rules = re.findall(r"^(\$\(OUT\)/\S+\.ipynb): (.*)$", plan.text, flags=re.M)
     runs = [t for t, _ in rules if "/notebooks/" in t]
@@ -57,7 +57,7 @@ def test_plan_has_one_target_per_setting_lr_seed_with_dependencies():
     assert all(f"{t[:-6]}.params.yaml" in deps[t] for t in runs)
     rr = yaml.safe_load(plan.params["cifar10_resnet20/notebooks/rr_omp_lr0.1_s1.params.yaml"])
     assert rr == {"params_file": "params/cifar10_resnet20.yaml", "lr": 0.1, "seed": 1, "mask_from": "omp",
-                  "overrides": {"out_root": "outputs"}}
+                  "overrides": {"out_root": str(tmp_path)}}
     assert len(plan.params) == len(runs) + 1  # + the analysis notebook's
 
 
@@ -102,9 +102,9 @@ def test_an_empty_grid_axis_is_an_error_exit_2(tmp_path):
     assert not list(tmp_path.glob("*/plan.mk"))
 
 
-def test_lr_reaches_the_notebook_exactly_and_close_lrs_are_two_targets():
+def test_lr_reaches_the_notebook_exactly_and_close_lrs_are_two_targets(tmp_path):
     plan = build("params/demo.yaml", parse_sets(["lrs=[0.1, 0.10000001, 0.0012345678]", "seeds=[1, 2]",
-                                                 "notebooks=per_cell"]))
+                                                 "notebooks=per_cell"]), str(tmp_path))
     names = sorted(p.split("/")[-1] for p in plan.params if "/pretrain_" in p)
     assert names == sorted(f"pretrain_lr{lr}_s{s}.params.yaml" for lr in ("0.1", "0.10000001", "0.0012345678")
                            for s in (1, 2))
@@ -154,7 +154,7 @@ def test_set_values_reach_the_notebook_as_written_and_make_n_runs_nothing(tmp_pa
 
 
 def test_plan_size_and_estimate_from_rates(tmp_path):
-    plan = build("params/cifar10_resnet20.yaml", {})
+    plan = build("params/cifar10_resnet20.yaml", {}, str(tmp_path))
     size = plan.size
     # 18 cells x (dense, 14 LT-IMP, 14 RR-IMP, 4 one-shot settings x 14, 14 SDT, 14 WR-IMP, 14 WR-OMP)
     assert size["runs"] == 18 * (1 + 14 + 14 + 4 * 14 + 14 + 2 * 14) and size["ticket_epochs"] == size["runs"] * 160
@@ -309,10 +309,10 @@ def test_report_over_an_incomplete_grid_says_what_is_missing_and_trains_nothing(
     assert (tmp_path / "reports" / "index.html").exists()
 
 
-def test_per_setting_notebooks_run_every_cell():
+def test_per_setting_notebooks_run_every_cell(tmp_path):
     """notebooks: per_setting (the demo) gives one notebook per setting, executed with lr and seed None (every
     cell of the grid), with the settings' dependencies between them."""
-    plan = build("params/demo.yaml", {})
+    plan = build("params/demo.yaml", {}, str(tmp_path))
     rules = dict(re.findall(r"^(\$\(OUT\)/\S+\.ipynb): (.*)$", plan.text, flags=re.M))
     nb = "$(OUT)/demo/notebooks"
     runs = sorted(t for t in rules if "/notebooks/" in t)
@@ -390,19 +390,20 @@ def test_a_zero_negative_or_non_numeric_bench_rate_names_the_file(tmp_path, valu
         read_rates(str(tmp_path), "resnet20")
 
 
-def test_a_subset_of_the_grid_then_the_full_grid_redoes_nothing_for_the_subset():
+def test_a_subset_of_the_grid_then_the_full_grid_redoes_nothing_for_the_subset(tmp_path):
     """README, "When a notebook is re-executed": the grid's shape is not in a per-cell notebook's parameters,
     so SET='seeds=[1]' then the full grid leaves seed 1's parameter files (make's prerequisites) as they
     were; a per-setting notebook, which runs every cell, gets new parameters and is re-executed."""
     cell = {"notebooks": "per_cell", "settings": ["pretrain", "lt_imp"]}
-    one, full = build("params/demo.yaml", {**cell, "seeds": [1]}), build("params/demo.yaml", cell)
+    out = str(tmp_path)                                   # not the checkout's outputs/: its runs change the plan
+    one, full = build("params/demo.yaml", {**cell, "seeds": [1]}, out), build("params/demo.yaml", cell, out)
     s1 = {k: v for k, v in one.params.items() if "/notebooks/" in k}
     assert s1 and all(k.endswith("_s1.params.yaml") for k in s1)
     assert all(full.params[k] == v for k, v in s1.items())
     assert len(full.params) - 1 == 3 * len(s1)  # + seeds 2 and 3
     assert one.params["demo/reports/analysis.params.yaml"] != full.params["demo/reports/analysis.params.yaml"]
     every = {"settings": ["pretrain", "lt_imp"]}
-    a, b = build("params/demo.yaml", {**every, "seeds": [1]}), build("params/demo.yaml", every)
+    a, b = build("params/demo.yaml", {**every, "seeds": [1]}, out), build("params/demo.yaml", every, out)
     assert a.params["demo/notebooks/pretrain_all_cells.params.yaml"] != b.params["demo/notebooks/pretrain_all_cells.params.yaml"]
 
 
