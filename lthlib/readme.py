@@ -95,39 +95,53 @@ def found_lines(runs: pd.DataFrame, v: pd.DataFrame) -> list[str]:
             for r in t3.to_dict("records")]
 
 
+LT_RR_NETWORK = ["model", "dataset", "epochs", "data_order"]
+
+
+def _lt_rr_counts(g: pd.DataFrame) -> dict:
+    """Of the paired cells ``g``: how many, LT ahead by the means, and where each 95% CI lies (a cell with
+    fewer than 2 seeds or no spread has none: ``stats.paired_gap``)."""
+    has_ci = g["CI low"].notna() & g["CI high"].notna()
+    return {"cells": len(g), "ahead": int((g["gap"] > 0).sum()), "above": int((has_ci & (g["CI low"] > 0)).sum()),
+            "below": int((has_ci & (g["CI high"] < 0)).sum()),
+            "across": int((has_ci & (g["CI low"] <= 0) & (g["CI high"] >= 0)).sum()), "no CI": int((~has_ci).sum())}
+
+
+def _lt_rr_line(key: tuple, g: pd.DataFrame, unpaired: int) -> str:
+    model, dataset, epochs, order = key
+    where = f"({model}/{dataset}, {epochs:g} epochs, {order} data order"
+    left = (f" {unpaired} cell(s) with no seed both LT and RR have are left out." if unpaired else "")
+    if not len(g):
+        return f"**LT − RR at the same lr** {where}): no cell has a seed both LT and RR have yet.{left}"
+    c = _lt_rr_counts(g)
+    no_ci = lambda k: f", no CI in {k} (fewer than 2 seeds or no spread)" if k else ""
+    per_lr = "; ".join(
+        f"lr {lr:g}: ahead in {d['ahead']} of {d['cells']}, CIs above/across/below zero "
+        f"{d['above']}/{d['across']}/{d['below']}" + (f", {d['no CI']} without" if d["no CI"] else "")
+        for lr, d in ((lr, _lt_rr_counts(h)) for lr, h in sorted(g.groupby("lr"), key=lambda t: -t[0])))
+    ns = sorted({int(x) for x in g["n"]})
+    n_text = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+    return (f"**LT − RR at the same lr** {where}; paired over the seeds both have, n = {n_text}): LT is ahead by "
+            f"the means in {c['ahead']} of {c['cells']} (family, sparsity, lr) cells; their 95% CIs lie above zero "
+            f"in {c['above']}, include zero in {c['across']} and lie below zero in {c['below']}{no_ci(c['no CI'])} "
+            f"({per_lr}).{left}")
+
+
 def lt_rr_lines(runs: pd.DataFrame) -> list[str]:
     """The LT − RR comparison at the same lr (the paper's Figure 1 question, which holds whether or not
     a ticket is a candidate), one line per network and length (``results.lt_rr_gaps`` of the counted
-    runs): in how many (sparsity, lr) cells LT is ahead by the means, and in how many each way its
-    paired 95% CI excludes zero, overall and per lr. None when the grid has no LT/RR pair."""
+    runs): in how many (family, sparsity, lr) cells LT is ahead by the means, and in how many its paired
+    95% CI lies above zero, includes it, lies below it or does not exist, overall and per lr. Cells with
+    no seed both sides have are left out and counted. None when the grid has no LT or RR run."""
     counted = counted_runs(runs)
-    if "data_order" not in counted:                        # results.csv before the column: one order
-        counted = counted.assign(data_order=R.DEFAULTS.data_order)
+    order = counted["data_order"] if "data_order" in counted else pd.Series(index=counted.index, dtype=object)
+    counted = counted.assign(data_order=order.fillna(R.DEFAULTS.data_order))   # before the column: one order
     gaps = R.lt_rr_gaps(counted)
     if not len(gaps):
         return []
-    unpaired = gaps[~(gaps["n"] > 0)].groupby(["model", "dataset", "epochs", "data_order"]).size()
-    gaps = gaps[gaps["n"] > 0]
-
-    def counts(g: pd.DataFrame) -> tuple[int, int, int, int]:
-        return len(g), int((g["gap"] > 0).sum()), int((g["CI low"] > 0).sum()), int((g["CI high"] < 0).sum())
-
-    lines = []
-    for key, g in gaps.groupby(["model", "dataset", "epochs", "data_order"]):
-        model, dataset, epochs, order = key
-        n, ahead, above, below = counts(g)
-        per_lr = "; ".join(f"lr {lr:g}: {a} of {k} ahead, {up} above zero, {down} below"
-                           for lr, (k, a, up, down) in ((lr, counts(h)) for lr, h in
-                                                         sorted(g.groupby("lr"), key=lambda t: -t[0])))
-        ns = sorted({int(x) for x in g["n"].dropna()})
-        n_text = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}" if ns else "?"
-        lines.append(
-            f"**LT − RR at the same lr** ({model}/{dataset}, {epochs:g} epochs, {order} data order; paired "
-            f"over the seeds both have, n = {n_text}): LT is ahead by the means in {ahead} of "
-            f"{n} (family, sparsity, lr) cells; its 95% CI is above zero in {above} and below zero in {below} "
-            f"({per_lr})." + (f" {unpaired[key]} cell(s) with LT or RR runs only are left out."
-                               if key in unpaired.index else ""))
-    return lines
+    paired = gaps["n"] > 0
+    return [_lt_rr_line(key, g[paired[g.index]], int((~paired[g.index]).sum()))
+            for key, g in gaps.groupby(LT_RR_NETWORK)]
 
 
 def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> str:

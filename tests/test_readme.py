@@ -51,24 +51,40 @@ def test_a_block_is_the_verdicts_with_their_intervals_and_the_premise():
     assert "secondary prize tickets: **" in found and "The paper: not in the paper" in found
 
 
+def _pair_runs(model, family, sparsity, lr, rr_acc, lt_minus_rr, seeds=(1, 2, 3), rr_seeds=None):
+    """LT and RR runs of one cell: RR at ``rr_acc``, LT − RR on seed i = ``lt_minus_rr[i]``."""
+    base = {"model": model, "dataset": "fashion_mnist", "epochs": 4, "counted": True, "target_sparsity": sparsity,
+            "lr": lr}
+    lt = [{**base, "setting": f"lt_{family}", "seed": s, "final_acc": rr_acc + d}
+          for s, d in zip(seeds, lt_minus_rr)]
+    rr = [{**base, "setting": f"rr_{family}", "seed": s, "final_acc": rr_acc} for s in (rr_seeds or seeds)]
+    return lt + rr
+
+
 def test_the_block_counts_where_lt_beats_rr_at_the_same_lr():
-    """LT − RR at the same lr, paired over seeds: cells ahead by the means, CIs above and below zero, per
-    lr; a cell with only LT runs is left out and said so, never counted as RR ahead."""
-    runs = _runs()
-    noisy = {1: 0.0, 2: 0.9, 3: -0.4}                       # LT − RR varies over seeds: a finite CI
-    runs.loc[runs["setting"] == "lt_imp", "final_acc"] += runs["seed"].map(noisy)
-    flipped = (runs["setting"] == "lt_imp") & (runs["lr"] == 0.01)
-    runs.loc[flipped, "final_acc"] -= 5.0                    # at lr 0.01 RR is ahead, CI below zero
-    lone = runs[runs["setting"] == "lt_imp"].assign(target_sparsity=0.8)
-    runs = pd.concat([runs, lone], ignore_index=True)
-    line, = readme.lt_rr_lines(runs)
-    assert "paired over the seeds both have, n = 3" in line
-    assert "LT is ahead by the means in 1 of 2 (family, sparsity, lr) cells; its 95% CI is above zero in 1 " \
-           "and below zero in 1 (lr 0.1: 1 of 1 ahead, 1 above zero, 0 below; lr 0.01: 0 of 1 ahead, 0 above " \
-           "zero, 1 below)." in line
-    assert line.endswith("2 cell(s) with LT or RR runs only are left out.")
-    assert line in readme.block("g", runs, _verdicts())
-    assert readme.lt_rr_lines(runs[runs["setting"] != "rr_imp"]) == []
+    """LT − RR at the same lr, paired over seeds: cells ahead by the means and, apart from that, where each
+    CI lies (above, across, below zero, none), per lr; cells no seed pairs are left out and said so, never
+    counted as RR ahead; a network with LT runs only gets its own line; no data_order column is one order."""
+    rows = (_pair_runs("m", "imp", 0.59, 0.1, 76.0, (2.0, 2.9, 1.6))       # ahead, CI above zero
+            + _pair_runs("m", "imp", 0.59, 0.01, 60.0, (-2.0, -2.9, -1.6))  # behind, CI below zero
+            + _pair_runs("m", "omp", 0.59, 0.1, 76.0, (0.2, 3.0, -1.9))     # ahead by the means, CI across zero
+            + _pair_runs("m", "omp", 0.59, 0.01, 60.0, (1.0, -1.0, 0.0))    # an exact tie: not ahead, CI across
+            + _pair_runs("m", "imp", 0.8, 0.1, 70.0, (0.5, 0.7, 0.6), rr_seeds=(1,))   # one pair: no CI
+            + _pair_runs("m", "imp", 0.9, 0.1, 70.0, (0.5, 0.7, 0.6), rr_seeds=(7,))   # no seed pairs
+            + [r for r in _pair_runs("k", "imp", 0.59, 0.1, 70.0, (1.0, 2.0, 3.0)) if r["setting"] == "lt_imp"])
+    runs = pd.DataFrame(rows)
+    lone, line = readme.lt_rr_lines(runs)                 # one line per network, in order
+    assert line.startswith("**LT − RR at the same lr** (m/fashion_mnist, 4 epochs, replay data order; paired over "
+                           "the seeds both have, n = 1-3): ")
+    assert "LT is ahead by the means in 3 of 5 (family, sparsity, lr) cells; their 95% CIs lie above zero in 1, " \
+           "include zero in 2 and lie below zero in 1, no CI in 1 (fewer than 2 seeds or no spread) (lr 0.1: " \
+           "ahead in 3 of 3, CIs above/across/below zero 1/1/0, 1 without; lr 0.01: ahead in 0 of 2, CIs " \
+           "above/across/below zero 0/1/1)." in line
+    assert line.endswith(" 1 cell(s) with no seed both LT and RR have are left out.")
+    assert lone == "**LT − RR at the same lr** (k/fashion_mnist, 4 epochs, replay data order): no cell has a " \
+                   "seed both LT and RR have yet. 1 cell(s) with no seed both LT and RR have are left out."
+    assert line in readme.block("g", runs.assign(code_version="abc1234", device="cpu"), _verdicts())
+    assert readme.lt_rr_lines(runs[~runs["setting"].str.startswith(("lt_", "rr_"))]) == []
 
 
 def test_replacing_a_block_needs_its_markers_and_keeps_the_rest():
