@@ -45,6 +45,7 @@ import shutil
 import sys
 import tarfile
 import time
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from . import layout
@@ -102,13 +103,21 @@ def _remove_parts(path: Path) -> None:
             stale.unlink()
 
 
+def _parts(path: Path, part_bytes: int) -> list[dict]:
+    """The parts ``_split`` cuts ``path`` into, as provenance.json lists them: ``{name, bytes}`` each;
+    more than MAX_PARTS are refused (``path`` removed)."""
+    size = path.stat().st_size
+    sizes = [min(part_bytes, size - i) for i in range(0, size, part_bytes)]
+    if len(sizes) > MAX_PARTS:
+        path.unlink()
+        raise ConfigError(f"{path}: {len(sizes)} parts of {part_bytes / MIB:.3g} MiB; at most {MAX_PARTS} are "
+                          f"numbered. Give a larger --part-mib or a smaller --max-mib")
+    return [{"name": f"{path.name}.{i:02d}", "bytes": b} for i, b in enumerate(sizes)]
+
+
 def _split(path: Path, part_bytes: int) -> list[Path]:
     """``path`` cut into ``path.00``, ``path.01``, ... of at most ``part_bytes`` each (``path`` removed)."""
-    n = -(-path.stat().st_size // part_bytes)
-    if n > MAX_PARTS:
-        path.unlink()
-        raise ConfigError(f"{path}: {n} parts of {part_bytes / MIB:.3g} MiB; at most {MAX_PARTS} are numbered. Give a "
-                          f"larger --part-mib or a smaller --max-mib")
+    _parts(path, part_bytes)
     parts = []
     with open(path, "rb") as f:
         while chunk := f.read(part_bytes):
@@ -196,10 +205,7 @@ def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: in
     _remove_parts(dest / f"{exp.name}.weights.tgz")
     finished = sorted((p for p in plans if _result_ready(p.folder)), key=lambda p: p.name)
     weights, notes = select_weights(finished, int(max_mib * MIB))
-    planned: dict[str, int] = {}
-    for _, arc in weights:
-        run = PurePosixPath(arc).parts[2]
-        planned[run] = planned.get(run, 0) + 1
+    planned = dict(Counter(PurePosixPath(arc).parts[2] for _, arc in weights))   # run folder -> weight files
     prov = {"grid": exp.name, "params_file": str(params_file),
             "sets": [s for s in sets if not s.startswith("out_root=")], "code_version": code_version(),
             "machine": machine(), "training_wall_s": wall_s, "training_rc": rc,
@@ -220,12 +226,11 @@ def pack(params_file, sets: list[str], dest, wall_s: float | None = None, rc: in
     if weights:
         tgz = dest / f"{exp.name}.weights.tgz"
         _write_tar(tgz, weights)
-        size, part_bytes = tgz.stat().st_size, int(part_mib * MIB)
-        sizes = [min(part_bytes, size - i) for i in range(0, size, part_bytes)]
-        prov["weights_parts"] = [{"name": f"{tgz.name}.{i:02d}", "bytes": b} for i, b in enumerate(sizes)]
-        prov["weights_packed"] = "; ".join(notes + [f"{size / MIB:.1f} MiB in {len(sizes)} part(s)"])
-        if len(sizes) <= MAX_PARTS:                        # else _split refuses
-            write_results()                                # now naming the parts unpack is to find
+        part_bytes = int(part_mib * MIB)
+        prov["weights_parts"] = _parts(tgz, part_bytes)
+        prov["weights_packed"] = "; ".join(notes + [f"{tgz.stat().st_size / MIB:.1f} MiB in "
+                                                     f"{len(prov['weights_parts'])} part(s)"])
+        write_results()                                    # now naming the parts unpack is to find
         written = _split(tgz, part_bytes)
     return [results, *written]
 
@@ -476,9 +481,7 @@ def _stage(grid: str, f: dict, stage: Path) -> tuple[int, dict, list[str], str |
     if whole:
         with _Chain(whole) as stream:
             got = _extract(stream, f"{whole[0]} (and the parts after it)", grid, stage, True, seen, cut=True)
-    counts: dict[str, int] = {}
-    for rel in got:
-        counts[rel.parts[2]] = counts.get(rel.parts[2], 0) + 1
+    counts = Counter(rel.parts[2] for rel in got)
     cut_runs = {r for r, n in counts.items() if n != planned.get(r)}
     for rel in got:
         if rel.parts[2] in cut_runs:                       # a run folder gets all its weight files or none

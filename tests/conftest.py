@@ -2,6 +2,7 @@
 experiment factory. Images carry a class-dependent pattern so a model can learn something."""
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -21,7 +22,6 @@ def pytest_configure(config):
     """Before collection (the test modules copy os.environ at import): drop an outer make's variables, and
     stop when .venv's stamp is older than requirements.txt or pyproject.toml -- the tests' `make grid` and
     `make report` would reinstall into the venv the other pytest-xdist worker imports from."""
-    import os
     for k in MAKE_ENV:
         os.environ.pop(k, None)
     stamp = ROOT / ".venv" / ".installed"
