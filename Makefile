@@ -61,7 +61,7 @@ endif
 shq = '$(subst ','\'',$(1))'
 # the output root of a target that writes: set, a plain path (make and the shell would read a space, $,
 # ;, quotes and the like in it as syntax), neither / nor the checkout nor a folder above it; it need not
-# exist yet. Sets $$out (as given) and $$res (resolved).
+# exist yet. Sets $$out (as given) and $$res (resolved), and keeps the tools' state under it (keep_state).
 define check_root
 out="$$LTHLIB_OUT"; \
 [ -n "$$out" ] || { echo "error: OUT is empty: give the outputs folder, e.g. OUT=outputs" >&2; exit 2; }; \
@@ -70,8 +70,30 @@ out="$$LTHLIB_OUT"; \
   "syntax); e.g. OUT=outputs" >&2; exit 2; }; \
 res=$$(realpath -m -- "$$out") || exit 2; \
 [ ! -e "$$res" ] || [ -d "$$res" ] || { echo "error: OUT=$$out ($$res) is a file, not a folder" >&2; exit 2; }; \
-$(refuse_holders)
+$(refuse_holders); \
+$(keep_state)
 endef
+# Nothing the project runs writes outside its output root: the per-user state of the tools a recipe runs
+# (Jupyter's config, data -- nbsignatures.db, notebook_secret -- and runtime folders, IPython's profile
+# and history, matplotlib's config and font cache, torch.compile's and Triton's caches (else in /tmp), the
+# XDG cache and config of anything else: torch hub,
+# pip, chromium) goes to $$res/.state/<tool>, not $HOME. Exported by the recipe's shell after check_root
+# checked OUT (make neither sets nor expands them), so the grids' sub-makes and every notebook kernel
+# inherit them. The targets that start kernels make $$res/.state first (make_state: IPython falls back to
+# a fresh folder in /tmp when its folder's parent is missing); a dry run, or a refusal, makes nothing.
+# The 'lthlib' kernel is installed with --sys-prefix (.venv/share/jupyter), which Jupyter searches
+# whatever JUPYTER_DATA_DIR is. Targets without an output root keep their usual places: setup (pip and
+# ipykernel install into .venv), test (tests/conftest.py gives each pytest-xdist worker its own state
+# folders, and a make a test runs uses its own OUT's), bench (its own outputs/bench; torch only) and
+# fashion-mnist (writes DATA; nothing under $HOME); lab is interactive use, where the user's own Jupyter
+# and IPython configuration, kernels and history are what is wanted, so it is left alone there.
+define keep_state
+st="$$res/.state"; export JUPYTER_CONFIG_DIR="$$st/jupyter/config" JUPYTER_DATA_DIR="$$st/jupyter/data" \
+  JUPYTER_RUNTIME_DIR="$$st/jupyter/runtime" IPYTHONDIR="$$st/ipython" MPLCONFIGDIR="$$st/matplotlib" \
+  XDG_CACHE_HOME="$$st/cache" XDG_CONFIG_HOME="$$st/config" TORCHINDUCTOR_CACHE_DIR="$$st/torchinductor" \
+  TRITON_CACHE_DIR="$$st/triton"
+endef
+make_state = mkdir -p -- "$$res/.state"
 # checks OUT before anything is deleted: set, a folder, neither the checkout nor a folder above it; sets
 # $$out and $$res (its resolved path)
 define check_out
@@ -139,7 +161,7 @@ define run_grid
 +@$(check_root); $(check_jobs); g=$(1); $(check_grid); jobs=$(2); \
 $(if $(dry),mk=$$($(call plan,$(4)) --dry-run) && $(if $(call packs,$(5),$(6)),echo $(schedule) &&) \
   printf '%s\n' "$$mk" | $(MAKE) --no-print-directory -f - $(call sub_make,$(3),$(5)), \
-p=$$($(call plan,$(4))) && $(if $(call packs,$(5),$(6)),$(schedule) &&) \
+p=$$($(call plan,$(4))) && $(make_state) && $(if $(call packs,$(5),$(6)),$(schedule) &&) \
   $(MAKE) --no-print-directory -f "$$p" $(call sub_make,$(3),$(5)) || { $(withdraw_report); exit 1; })
 endef
 # a grid's sub-make: its variables, how many notebooks at once -- the job slots of make -jN when make runs
@@ -188,12 +210,12 @@ fashion-mnist: | $(STAMP)  ## put real Fashion-MNIST under outputs/data (or DATA
 
 demo: $(STAMP) fashion-mnist  ## the CPU default: the settings of the paper's definition on Fashion-MNIST, 3 lrs x 3 seeds, + report
 	$(call run_grid,demo,$${LTHLIB_JOBS:-2},$(LAUNCHER))
-	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
+	@$(check_root); $(PY) -m lthlib.results index "$$out"
 	@echo "Report: $$LTHLIB_OUT/demo/reports/analysis.html   Index: $$LTHLIB_OUT/reports/index.html"
 
 reproduce-cifar: $(STAMP)  ## CIFAR-10 ResNet-20 paper grid: 160 epochs, lr 0.1/0.01, 14 IMP rounds, OMP, RR
 	$(call run_grid,cifar10_resnet20,$(grid_jobs),$(LAUNCHER))
-	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
+	@$(check_root); $(PY) -m lthlib.results index "$$out"
 
 reproduce-cifar-78ep: $(STAMP)  ## epoch ablation: the ResNet-20 grid with the 78-epoch schedule
 	$(call run_grid,cifar10_resnet20_78ep,$(grid_jobs),$(LAUNCHER))
@@ -225,14 +247,14 @@ reproduce-lite: $(STAMP) fashion-mnist  ## lite study: ResNet-20 on 6k Fashion-M
 	  "CONFIRM=yes to train on this CPU anyway" >&2; exit 2; }; read -p "Train it here anyway? [y/N] " a; \
 	[ "$$a" = y ] || { echo "nothing run" >&2; exit 1; }
 	$(call run_grid,lite_fmnist_resnet20,$(grid_jobs),$(LAUNCHER),,,grid)
-	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
+	@$(check_root); $(PY) -m lthlib.results index "$$out"
 	@echo "Report: $$LTHLIB_OUT/lite_fmnist_resnet20/reports/analysis.html   Index: $$LTHLIB_OUT/reports/index.html"
 
 reproduce-fmnist: $(STAMP) fashion-mnist  ## study tier: ResNet-20 on full Fashion-MNIST at 10/40/160 epochs + fresh data order
 	$(if $(strip $(FMNIST_GRIDS)),,$(error no params/fmnist_resnet20_*.yaml grid found: the study tier's grids live there))
 	$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(grid_jobs),$(LAUNCHER),,$(if $(dry),all,runs))$(newline))
 	$(if $(dry),,$(foreach g,$(FMNIST_GRIDS),$(call run_grid,$(g),$(grid_jobs),$(LAUNCHER),,report)$(newline)))
-	@$(PY) -m lthlib.results index "$$LTHLIB_OUT"
+	@$(check_root); $(PY) -m lthlib.results index "$$out"
 
 grid: $(STAMP)  ## any grid: make grid GRID=cifar10_vgg16 [JOBS=2] [SET='seeds=[1]'] [NGPU=4] [LAUNCH=slurm]
 	$(call run_grid,$$LTHLIB_GRID,$(grid_jobs),$(LAUNCHER))
@@ -246,6 +268,7 @@ report: $(STAMP)  ## re-render the analysis report of every grid under OUT (neve
 	  "which renders its report too" >&2; exit 2; }; \
 	[ -d "$$res" ] || { echo "error: OUT=$$out: no such folder; give the outputs root that holds the grids" >&2; \
 	  exit 2; }; \
+	$(if $(dry),,$(make_state) || exit 2;) \
 	for p in "$$out"/*/plan.mk; do [ -e "$$p" ] || continue; a="$${p%/plan.mk}/reports/analysis.params.yaml"; \
 	  $(if $(dry),echo "point $$a at OUT=$$out",$(PY) -m lthlib.report retarget "$$a" "$$out") || exit 1; \
 	  $(MAKE) --no-print-directory -f "$$p" "OUT=$$out" "VENV=$(VENV)" report-only || { $(withdraw_report); \
@@ -264,8 +287,8 @@ index: $(STAMP)  ## rebuild OUT/reports/index.html (links every report and execu
 check-report: $(STAMP)  ## open every report page in headless Chromium, check console errors, save screenshots
 	@$(check_root)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q playwright
-	$(PY) scripts/check_report.py "$$LTHLIB_OUT"
+	@$(check_root); $(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q playwright
+	@$(check_root); $(PY) scripts/check_report.py "$$out"
 
 lab: $(STAMP)  ## JupyterLab on the project kernel (notebooks/*.py open as notebooks via jupytext)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
@@ -289,7 +312,7 @@ clean_not_a_root = $(if $(filter file,$(origin OUT)),echo "nothing to clean: $$r
 clean:  ## remove temporary and derived files (converted notebooks, failed/tmp notebooks) of an outputs root; keeps runs
 	@out="$$LTHLIB_OUT"; [ -z "$$out" ] || [ -d "$$out" ] || exit 0; $(check_out); $(find_grids); \
 	[ $${#grids[@]} -gt 0 ] || { $(clean_not_a_root); }; \
-	rm -rf -- "$$res/.nbsrc"; \
+	rm -rf -- "$$res/.nbsrc" "$$res/.state"; \
 	find "$$res" \( -name '*.tmp.ipynb' -o -name '*.failed.ipynb' -o -name '.*.tmp[0-9]*' \) -type f -delete
 
 clean-runs:  ## delete every grid's runs, notebooks and reports under OUT (asks first; CONFIRM=yes skips; data kept)

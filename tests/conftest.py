@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +18,26 @@ import lthlib
 ROOT = Path(__file__).resolve().parent.parent
 # an outer make's (`make -jN test`) variables would reach every make a test starts: its -j, its jobserver
 MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+# the per-user state of the tools the tests run (Jupyter, IPython, matplotlib, the XDG cache and config),
+# as the Makefile's keep_state names it: each test session, and each pytest-xdist worker, has its own
+STATE_DIRS = {"JUPYTER_CONFIG_DIR": "jupyter/config", "JUPYTER_DATA_DIR": "jupyter/data",
+              "JUPYTER_RUNTIME_DIR": "jupyter/runtime", "IPYTHONDIR": "ipython", "MPLCONFIGDIR": "matplotlib",
+              "XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "config", "TORCHINDUCTOR_CACHE_DIR": "torchinductor",
+              "TRITON_CACHE_DIR": "triton"}
 
 
 def pytest_configure(config):
-    """Before collection (the test modules copy os.environ at import): drop an outer make's variables, and
+    """Before collection (the test modules copy os.environ at import): drop an outer make's variables, give
+    this process (the session, or one pytest-xdist worker) its own state folders -- the tests never write
+    the user's home, and two workers never share a Jupyter nbsignatures.db or an IPython history -- and
     stop when .venv's stamp is older than requirements.txt or pyproject.toml -- the tests' `make grid` and
     `make report` would reinstall into the venv the other pytest-xdist worker imports from."""
     for k in MAKE_ENV:
         os.environ.pop(k, None)
+    state = tempfile.mkdtemp(prefix=f"lthlib-state-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+    config.add_cleanup(lambda: shutil.rmtree(state, ignore_errors=True))
+    for var, sub in STATE_DIRS.items():
+        os.environ[var] = os.path.join(state, sub)
     stamp = ROOT / ".venv" / ".installed"
     stale = [n for n in ("requirements.txt", "pyproject.toml")
              if stamp.exists() and (ROOT / n).stat().st_mtime > stamp.stat().st_mtime]
