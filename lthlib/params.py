@@ -172,6 +172,10 @@ class Grid:
     sparse_lrs: list[float] = opt([], "the sparse-training lrs (paper Table 4): the dense model of a cell trains "
                                   "at the cell's lr, every subnetwork run at each of these; [] = the cell's lr",
                                   gt=0, max_len=MAX_LIST)
+    normal_lr: float = opt(0.0, "the recipe's normal learning rate (the paper sweeps from extremely small to normal, "
+                           "then to very large): the premise check compares the best dense model at or above it "
+                           "with the best below it, and Table 3's 'prefers small LR?' the lrs below it with it; "
+                           "0 = the grid's largest lr (analysis only: in no identity)", ge=0)
     full_epochs: int = opt(0, "the full training schedule of this recipe (condition ⑤'s best dense model is looked up "
                            "at this length); 0 = this grid's epochs", ge=0, le=MAX_EPOCHS)
 

@@ -75,7 +75,7 @@ def verdict_rows(v: pd.DataFrame) -> list[str]:
 
 
 def premise_line(runs: pd.DataFrame) -> str:
-    p = R.premise(R.dense_by_lr(runs))
+    p = R.premise(R.dense_by_lr(runs), R.normal_lr_of(runs))
     return " ".join(R.premise_summary(p))
 
 
@@ -90,9 +90,49 @@ def found_lines(runs: pd.DataFrame, v: pd.DataFrame) -> list[str]:
     dataset not in the paper, of the same model on CIFAR-10)."""
     if not len(v):
         return ["**No ticket verdicts yet**: no lottery-ticket run of this grid has finished."]
-    t3 = R.ticket_summary(v, counted_runs(runs))
+    t3 = R.ticket_summary(v, counted_runs(runs), normal_lr=R.normal_lr_of(runs))
     return [report.network_headline(r, v[(v["model"] == r["model"]) & (v["dataset"] == r["dataset"])])
             for r in t3.to_dict("records")]
+
+
+def threshold_lines(v: pd.DataFrame) -> list[str]:
+    """The thresholds the classes used, one line per distinct set (with where each comes from, as the
+    verdict table recorded them); none for a table written before it recorded them."""
+    cols = ["similar", "clear", "sdt gap", "threshold note", "nontrivial", "full epochs"]
+    if not len(v) or any(c not in v for c in cols):
+        return []
+    return [f"Thresholds ({r['dataset']}): ① s ≥ {r['nontrivial']:g} and ≥ {r['full epochs']:g} epochs; ② LT − SDT "
+            f"> {r['sdt gap']:g} points; ③ LT − best RR > {r['clear']:g}; ④ and ⑤ a drop of at most "
+            f"{r['similar']:g} ({r['threshold note']})."
+            for r in v[["dataset", *cols]].drop_duplicates().to_dict("records")]
+
+
+def _condition_counts(h: pd.DataFrame, c: str) -> str:
+    """``c`` over the tickets ``h``: met by the means, not met, not evaluated, each with how many the CI of
+    (gap - threshold) resolves on that side."""
+    value = h[c].map(lambda x: None if pd.isna(x) else str(x) == "True")
+    words = h[f"{c} vs threshold"].astype(str)
+    met, failed = value.eq(True), value.eq(False)
+    text = (f"{V.SYMBOL[c]} {int(met.sum())} of {len(h)} met ({int((met & words.str.startswith('CI clears')).sum())} "
+            f"resolved)")
+    if failed.any():
+        text += f", {int(failed.sum())} not ({int((failed & words.str.startswith('CI below')).sum())} resolved)"
+    return text + (f", {int(value.isna().sum())} not evaluated" if value.isna().any() else "")
+
+
+def condition_lines(v: pd.DataFrame) -> list[str]:
+    """②-⑤ per lr, one line per network and length: how many tickets meet each condition by the means,
+    and how many of those met and not met the CI of (gap - threshold) resolves (clear of zero on that
+    side); the verdict table's own columns, so the prose beside a block need not count cells."""
+    if not len(v):
+        return []
+    lines = []
+    for (model, dataset, epochs), g in v.groupby(["model", "dataset", "epochs"]):
+        per_lr = "; ".join(f"lr {lr:g}: " + ", ".join(_condition_counts(h, c) for c, _ in CONDITIONS)
+                           for lr, h in sorted(g.groupby("lr"), key=lambda t: -t[0]))
+        lines.append(f"**②–⑤ per lr** ({model}/{dataset}, {epochs:g} epochs; met or not by the means; resolved: "
+                     f"the 95% CI of the gap minus its threshold lies on that side of zero): {per_lr}.")
+    return lines
 
 
 LT_RR_NETWORK = ["model", "dataset", "epochs", "data_order"]
@@ -159,7 +199,7 @@ def block(grid: str, runs: pd.DataFrame, v: pd.DataFrame, links: str = "") -> st
              *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".",
-             *[x for line in lt_rr_lines(runs) for x in ("", line)],
+             *[x for line in threshold_lines(v) + condition_lines(v) + lt_rr_lines(runs) for x in ("", line)],
              END.format(grid=grid)]
     return "\n".join(lines)
 
@@ -272,7 +312,7 @@ def grid_readme(grid: str, folder: Path | None = None) -> str:
              *verdict_rows(v), "",
              "Classes: " + ", ".join(f"{k} {classes.get(k, 0)}" for k in ("Jackpot", "secondary prize", "none",
                                                                           "not evaluated")) + ".", "",
-             *[x for line in lt_rr_lines(runs) for x in (line, "")],
+             *[x for line in threshold_lines(v) + condition_lines(v) + lt_rr_lines(runs) for x in (line, "")],
              "## Files", "", *_file_lines(grid, folder), "",
              "## Regenerate the report from these files", "", "```bash",
              f"python -m lthlib.transfer unpack results/{grid} --out outputs-{grid}",

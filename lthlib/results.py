@@ -252,9 +252,23 @@ def gather(exp: params.Experiment) -> Collected:
     return Collected(everything, counted, not_counted, mine)
 
 
-def grid_table(c: Collected) -> pd.DataFrame:
-    """The grid's finished runs, counted ones first, with a ``counted`` column (results.csv)."""
-    return pd.concat([c.counted.assign(counted=True), c.not_counted.assign(counted=False)], ignore_index=True)
+def grid_table(c: Collected, normal_lr: float = 0.0) -> pd.DataFrame:
+    """The grid's finished runs, counted ones first, with a ``counted`` column and the grid's ``normal_lr``
+    (0 = its largest lr; the README block reads it back for the premise and Table 3) (results.csv)."""
+    return pd.concat([c.counted.assign(counted=True), c.not_counted.assign(counted=False)],
+                     ignore_index=True).assign(normal_lr=float(normal_lr))
+
+
+def normal_lr_of(runs: pd.DataFrame) -> float:
+    """The normal lr a results.csv was written with (its ``normal_lr`` column; 0 = the largest lr, also
+    for a table written before the column existed)."""
+    if "normal_lr" not in runs or not len(runs):
+        return 0.0
+    values = pd.to_numeric(runs["normal_lr"], errors="coerce").dropna().unique()
+    if len(values) > 1:
+        raise ValueError(f"results table: more than one normal_lr ({', '.join(f'{x:g}' for x in values)}); "
+                         f"one grid at a time")
+    return float(values[0]) if len(values) else 0.0
 
 
 # ----------------------------------------------------------------------------- dense models and the premise
@@ -279,22 +293,30 @@ def _premise_status(gap: float, spread: float) -> str:
     return "fails" if gap < -spread else "not established (gap within the seed spread)"
 
 
-def premise(dense: pd.DataFrame) -> pd.DataFrame:
-    """The paper's premise per (model, dataset, epochs), from ``dense_by_lr``: the largest lr gives the
-    better dense model. gap = mean(largest lr) - mean(best other lr); spread = the larger of the two
-    seed stds. It holds only when the gap exceeds the spread, and fails only when it is below minus
-    the spread; in between it is not established."""
+def premise(dense: pd.DataFrame, normal_lr: float = 0.0) -> pd.DataFrame:
+    """The paper's premise per (model, dataset, epochs), from ``dense_by_lr``: a large lr -- the normal lr
+    (``normal_lr``; 0 = the largest) or above -- gives the better dense model. gap = the best mean at or
+    above the normal lr - the best mean below it; spread = the larger of the two seed stds. It holds
+    only when the gap exceeds the spread, and fails only when it is below minus the spread; in between
+    it is not established. A very large lr that trains worse than the normal one does not break it."""
     rows = []
     for (model, dataset, epochs), g in dense.groupby(["model", "dataset", "epochs"]):
-        g = g.sort_values("lr", ascending=False)
+        small, large = V.split_lrs(g["lr"], normal_lr)
         best = g.loc[g["mean"].idxmax()]
-        row = {"model": model, "dataset": dataset, "epochs": epochs, "best lr": best["lr"],
-               "large lr": g["lr"].iloc[0], "large lr acc": g["mean"].iloc[0]}
-        if len(g) < 2:
-            rows.append({**row, "status": "cannot be checked (one lr)"})
+        on = lambda lrs: g[g["lr"].isin(lrs)]
+        if not large:
+            rows.append({"model": model, "dataset": dataset, "epochs": epochs, "best lr": best["lr"],
+                         "status": f"cannot be checked (no dense run at or above the normal lr {normal_lr:g})"})
             continue
-        other = g.iloc[1:].loc[g.iloc[1:]["mean"].idxmax()]
-        gap, spread = g["mean"].iloc[0] - other["mean"], np.max([g["std"].iloc[0], other["std"]])
+        top = on(large).loc[on(large)["mean"].idxmax()]
+        row = {"model": model, "dataset": dataset, "epochs": epochs, "best lr": best["lr"],
+               "normal lr": min(large), "large lrs": len(large), "large lr": top["lr"], "large lr acc": top["mean"]}
+        if not small:
+            rows.append({**row, "status": "cannot be checked (no lr below the normal lr)" if len(g) > 1 else
+                         "cannot be checked (one lr)"})
+            continue
+        other = on(small).loc[on(small)["mean"].idxmax()]
+        gap, spread = top["mean"] - other["mean"], np.max([top["std"], other["std"]])
         rows.append({**row, "other lr": other["lr"], "other lr acc": other["mean"], "gap": gap,
                      "seed spread": spread, "status": _premise_status(gap, float(spread))})
     return pd.DataFrame(rows)
@@ -310,9 +332,10 @@ def premise_summary(p: pd.DataFrame) -> list[str]:
         if "gap" not in r or pd.isna(r.get("gap")):
             lines.append(f"**Premise {r['status']}** for {where}.")
             continue
-        facts = (f"dense accuracy {r['large lr acc']:.2f}% at the largest lr {r['large lr']:g} vs "
-                 f"{r['other lr acc']:.2f}% at lr {r['other lr']:g} (gap {r['gap']:+.2f} points, seed spread "
-                 f"{r['seed spread']:.2f})")
+        large = (f"the largest lr {r['large lr']:g}" if r.get("large lrs", 1) == 1 else
+                 f"lr {r['large lr']:g} (the best at or above the normal lr {r['normal lr']:g})")
+        facts = (f"dense accuracy {r['large lr acc']:.2f}% at {large} vs {r['other lr acc']:.2f}% at lr "
+                 f"{r['other lr']:g} (gap {r['gap']:+.2f} points, seed spread {r['seed spread']:.2f})")
         if r["status"] == "holds":
             lines.append(f"**Premise holds** for {where}: {facts}.")
         else:
@@ -331,8 +354,10 @@ def best_dense_full_schedule(runs: pd.DataFrame, exp: params.Experiment) -> dict
     run exists -- never a shorter-schedule stand-in."""
     full = exp.full_epochs or exp.epochs
     dense = runs[(runs["setting"] == DENSE) & (runs["epochs"] == full)]
-    # one run per (lr, seed): a dense run of another data-order grid is the same training, not a new seed
-    dense = comparable_runs(dense, exp).sort_values("grid", key=lambda g: g != exp.name, kind="stable")
+    # one run per (lr, seed): a dense run of another data-order grid is the same training, not a new seed.
+    # A table without identities is a published results.csv: the grid's own runs, already counted or not
+    dense = comparable_runs(dense, exp) if "identity" in dense else dense[dense["grid"] == exp.name]
+    dense = dense.sort_values("grid", key=lambda g: g != exp.name, kind="stable")
     dense = dense.drop_duplicates(["lr", "seed"])
     if not len(dense):
         return None
@@ -368,10 +393,11 @@ def ticket_verdicts(counted: pd.DataFrame, reference: dict | None, exp: params.E
                            alpha, rr_lrs=exp.sparse_lrs or exp.lrs, dense_lrs=exp.lrs)
 
 
-def ticket_summary(v: pd.DataFrame, counted: pd.DataFrame, alpha: float = S.ALPHA) -> pd.DataFrame:
+def ticket_summary(v: pd.DataFrame, counted: pd.DataFrame, alpha: float = S.ALPHA,
+                   normal_lr: float = 0.0) -> pd.DataFrame:
     """The paper's Table 3 for ``v`` (``verdicts.table3``): per network, Jackpot? secondary prize? with
     the number of candidate tickets and the Holm-corrected count, and the paper's own entry."""
-    return V.table3(v, counted, alpha) if len(v) else pd.DataFrame()
+    return V.table3(v, counted, alpha, normal_lr) if len(v) else pd.DataFrame()
 
 
 # ----------------------------------------------------------------------------- LT vs RR
@@ -670,7 +696,8 @@ if __name__ == "__main__":
 
 
 __all__ = ["collect", "save_table", "expected_identity", "identity_differences", "one_shot_sparsities",
-           "grid_membership", "current_runs", "comparable_runs", "Collected", "gather", "grid_table", "dense_by_lr", "premise",
+           "grid_membership", "current_runs", "comparable_runs", "Collected", "gather", "grid_table", "normal_lr_of",
+           "dense_by_lr", "premise",
            "premise_summary", "best_dense_full_schedule", "reference_summary", "ticket_verdicts", "ticket_summary",
            "lt_rr_gaps", "Pool", "pool_experiments", "pooled_runs", "length_table", "layerwise_table",
            "weight_correlation", "top_positions", "correlation_indicator", "nearest_omp_sparsity",

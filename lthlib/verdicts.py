@@ -15,8 +15,9 @@ RR setting it is judged against (``registry.FAMILIES``; the small-dense setting 
 - ① (c1) sparsity >= ``nontrivial`` (0.6) and epochs >= ``full_epochs``. A too-short schedule makes ①
   False (it is the paper's own condition), not "not evaluated".
 - ② (c2) LT - SDT (same sparsity and lr) > the SDT gap (the paper gives none: the clear gap is used).
-- ③ (c3) LT - best RR > the clear gap; best RR = the RR lr with the highest mean at the same sparsity
-  and epochs, over the LRs present. With one RR lr ③ is still evaluated and the row notes
+- ③ (c3) LT - best RR > the clear gap; best RR = the RR lr at the same sparsity and epochs, over the
+  LRs present, that is hardest to beat: the smallest LT - RR gap over the seeds both have (the highest
+  RR mean when the seeds are the same). With one RR lr ③ is still evaluated and the row notes
   "RR swept over 1 lr". Given the grid's RR lrs (``rr_lrs``), a ③ that holds while RR has not finished
   at one of them is NA ("RR at any lr" is not yet established; a missing lr can only make ③ easier).
 - ④ (c4) LT >= dense at the same lr and epochs - similar.
@@ -126,16 +127,29 @@ def _acc(d: pd.DataFrame, setting: str, model: str, dataset: str, epochs, sparsi
     return pd.Series(hit["final_acc"].to_numpy(dtype=float), index=hit["seed"].to_numpy()).sort_index()
 
 
-def best_rr(d: pd.DataFrame, rr_setting: str, model: str, dataset: str, epochs, sparsity) -> tuple:
-    """(per-seed accuracies, lr, the lrs present) of the RR lr with the highest mean at this sparsity
-    and epochs; (empty, nan, []) when there is no RR run."""
+def best_rr(d: pd.DataFrame, rr_setting: str, model: str, dataset: str, epochs, sparsity,
+            against: pd.Series | None = None) -> tuple:
+    """(per-seed accuracies, lr, the lrs present) of the best RR lr at this sparsity and epochs; (empty,
+    nan, []) when there is no RR run. Best = the highest mean; given the ticket's per-seed accuracies
+    (``against``), the smallest ticket - RR gap over the seeds both have (the gap ``compare_paired``
+    decides on, so the RR that is hardest to beat on those seeds is the one judged; an lr sharing no
+    seed with the ticket counts by its mean). Equal: the smaller lr."""
     m = (d["setting"] == rr_setting) & (d["model"] == model) & (d["dataset"] == dataset) & \
         (d["epochs"] == epochs) & np.isclose(d["sparsity"], sparsity)
-    means = d.loc[m].groupby("lr")["final_acc"].mean()
-    if not len(means):
+    lrs = sorted(float(x) for x in d.loc[m, "lr"].unique())
+    if not lrs:
         return pd.Series(dtype=float), math.nan, []
-    lr = float(means.idxmax())
-    return _acc(d, rr_setting, model, dataset, epochs, sparsity, lr), lr, [float(x) for x in means.index]
+    per_lr = {lr: _acc(d, rr_setting, model, dataset, epochs, sparsity, lr) for lr in lrs}
+
+    def hardness(lr: float) -> float:  # higher = harder to beat
+        rr = per_lr[lr]
+        common = rr.index.intersection(against.index) if against is not None else rr.index[:0]
+        if not len(common):
+            return rr.mean() - (against.mean() if against is not None and len(against) else 0.0)
+        return float((rr[common] - against[common]).mean())
+
+    lr = max(lrs, key=lambda x: (round(hardness(x), GAP_DECIMALS), -x))
+    return per_lr[lr], lr, lrs
 
 
 def _missing_lrs(expected, present) -> list[float]:
@@ -152,12 +166,19 @@ def _not_established(comp: dict, missing: list[float], side: str, sym: str) -> d
     return {**comp, "pass": pd.NA, "note": "; ".join(n for n in (comp["note"], note) if n)}
 
 
+def _shifted_ci(shifted: dict) -> tuple[float, float]:
+    """The CI of (gap - threshold) rounded as the gap is before its decision (``GAP_DECIMALS``), so the
+    words and the decision never disagree at a float-rounding tie."""
+    return round(shifted["CI low"], GAP_DECIMALS), round(shifted["CI high"], GAP_DECIMALS)
+
+
 def _threshold_words(shifted: dict, threshold: float) -> str:
     if not math.isfinite(shifted["CI low"]):
         return "no CI"
-    if shifted["CI low"] > 0:
+    low, high = _shifted_ci(shifted)
+    if low > 0:
         return f"CI clears {threshold:+g}"
-    if shifted["CI high"] < 0:
+    if high < 0:
         return f"CI below {threshold:+g}"
     return f"within seed noise of {threshold:+g}"
 
@@ -170,7 +191,7 @@ def _missing(note: str) -> dict:
 
 
 def _comparison(b_mean, b_n, gap, g, shifted, threshold, strict, note) -> dict:
-    within = pd.NA if not math.isfinite(shifted["CI low"]) else bool(shifted["CI low"] <= 0 <= shifted["CI high"])
+    within = pd.NA if not math.isfinite(shifted["CI low"]) else bool(_shifted_ci(shifted)[0] <= 0 <= _shifted_ci(shifted)[1])
     decided = round(float(gap), GAP_DECIMALS)  # float32 rounding must not decide a tie (module doc)
     return {"mean": float(b_mean), "n runs": int(b_n), "gap": float(gap), "CI low": g["CI low"],
             "CI high": g["CI high"], "n": g["n"], "p": g["p"], "result": g["result"],
@@ -284,7 +305,7 @@ def _conditions(d: pd.DataFrame, family: str, key: tuple, lt: pd.Series, thr: di
     the best RR's lr and number of lrs; ``lrs``: the grid's {"rr": lrs, "dense": lrs} (None: unchecked)."""
     model, dataset, epochs, sparsity, lr = key
     name = _ticket_label(family)
-    rr, rr_lr, rr_present = best_rr(d, registry.FAMILIES[family][1], model, dataset, epochs, sparsity)
+    rr, rr_lr, rr_present = best_rr(d, registry.FAMILIES[family][1], model, dataset, epochs, sparsity, lt)
     own = _own_reference(d, ref, model, dataset)
     c3 = compare_paired(lt, rr, thr["clear"], (name, "RR"), alpha, True, "no RR runs at this sparsity")
     c5 = compare_reference(lt, ref, -thr["similar"], (name, "best dense"), alpha) if own is None else \
@@ -499,17 +520,23 @@ def _best_class(rows: pd.DataFrame) -> str | None:
     return max(decided, key=RANK.get) if len(decided) else None
 
 
-def lr_preference(cand: pd.DataFrame, d: pd.DataFrame, alpha: float) -> dict:
-    """Prefers small LR? Over the candidate tickets of one network, a small lr vs the largest: the small
-    one is the lr below the largest whose best decided class ranks highest (Jackpot > secondary prize >
-    none; on a tie the smallest lr, so with two lrs it is the smaller). 'yes' when that class ranks above
-    the best at the largest lr, 'no' when below; when equal (or unknown), the LT accuracies of the
-    tickets matched on (family, epochs, sparsity) decide by majority (``_preference``)."""
-    lrs = sorted(cand["lr"].unique())
-    if len(lrs) < 2:
-        return {**_preference([], alpha, ("small lr", "large lr")), "basis": f"candidate tickets at {len(lrs)} lr"}
-    hi = lrs[-1]
-    lo = max(lrs[:-1], key=lambda lr: (RANK.get(_best_class(cand[cand["lr"] == lr]), -1), -lr))
+def lr_preference(cand: pd.DataFrame, d: pd.DataFrame, alpha: float, normal_lr: float = 0.0) -> dict:
+    """Prefers small LR? Over the candidate tickets of one network, a small lr vs the normal one
+    (``normal_lr``; 0 = the largest lr; lrs above it, the paper's "very large", are not compared): the
+    small one is the lr below the normal lr whose best decided class ranks highest (Jackpot > secondary
+    prize > none), on a tie the one whose candidate tickets have the higher mean LT accuracy (then the
+    smaller lr). 'yes' when that class ranks above the best at the normal lr, 'no' when below; when equal
+    (or unknown), the LT accuracies of the tickets matched on (family, epochs, sparsity) decide by
+    majority (``_preference``)."""
+    small, large = split_lrs(cand["lr"].unique(), normal_lr)
+    if not small or not large:
+        n = len(small) + len(large)
+        return {**_preference([], alpha, ("small lr", "large lr")), "basis": f"candidate tickets at {n} lr" + (
+            "" if n == 0 or (n == 1 and not normal_lr) else
+            f", none at the normal lr {normal_lr:g} or above" if not large else f", none below the normal lr")}
+    hi = large[0]
+    mean_lt = lambda lr: float(cand.loc[cand["lr"] == lr, "LT mean"].mean())
+    lo = max(small, key=lambda lr: (RANK.get(_best_class(cand[cand["lr"] == lr]), -1), round(mean_lt(lr), 4), -lr))
     names = (f"lr {lo:g}", f"lr {hi:g}")
     pref = _preference(matched_gaps(cand, d, "lr", lo, hi, names, alpha), alpha, names)
     best_lo, best_hi = _best_class(cand[cand["lr"] == lo]), _best_class(cand[cand["lr"] == hi])
@@ -520,11 +547,21 @@ def lr_preference(cand: pd.DataFrame, d: pd.DataFrame, alpha: float) -> dict:
     return {**pref, "basis": f"{classes}; by accuracy: {pref['basis']}"}
 
 
-def _network_row(model: str, dataset: str, vn: pd.DataFrame, d: pd.DataFrame, alpha: float) -> dict:
+def split_lrs(lrs, normal_lr: float = 0.0) -> tuple[list[float], list[float]]:
+    """(the lrs below the normal lr, the normal lr and above), each sorted; ``normal_lr`` 0 = the largest
+    lr. An lr within float rounding of the normal one counts as it."""
+    lrs = sorted({float(x) for x in lrs})
+    normal = float(normal_lr) if normal_lr else (lrs[-1] if lrs else 0.0)
+    large = [x for x in lrs if x >= normal or math.isclose(x, normal, rel_tol=1e-9)]
+    return [x for x in lrs if x not in large], large
+
+
+def _network_row(model: str, dataset: str, vn: pd.DataFrame, d: pd.DataFrame, alpha: float,
+                 normal_lr: float = 0.0) -> dict:
     """One row of ``table3``."""
     cand = vn[vn["c1"].fillna(False)]
     jack, second = _exists(cand, "Jackpot", alpha), _exists(cand, "secondary prize", alpha)
-    lr = lr_preference(cand, d, alpha)
+    lr = lr_preference(cand, d, alpha, normal_lr)
     imp = _preference(matched_gaps(cand, d, "family", "IMP", "OMP", ("IMP", "OMP"), alpha), alpha, ("IMP", "OMP"))
     edge = cand[cand["at the boundary"].eq(True)]   # NaN (not evaluated) is not at the boundary
     entry = paper_entry(model, dataset)
@@ -544,7 +581,7 @@ def _network_row(model: str, dataset: str, vn: pd.DataFrame, d: pd.DataFrame, al
             "paper": entry["summary"]}
 
 
-def table3(v: pd.DataFrame, runs: pd.DataFrame, alpha: float = S.ALPHA) -> pd.DataFrame:
+def table3(v: pd.DataFrame, runs: pd.DataFrame, alpha: float = S.ALPHA, normal_lr: float = 0.0) -> pd.DataFrame:
     """The paper's Table 3 for our runs: one row per (model, dataset) of ``v`` (a ``verdict_table``;
     ``runs`` the runs it was built from, for the per-seed comparisons). Candidates = tickets meeting ①;
     every "exists" answer comes with N (= candidates, or matched comparisons) and a Holm-corrected
@@ -560,7 +597,8 @@ def table3(v: pd.DataFrame, runs: pd.DataFrame, alpha: float = S.ALPHA) -> pd.Da
     if not len(v):
         return pd.DataFrame()
     d = prepare(runs)
-    return pd.DataFrame([_network_row(m, ds, vn, d, alpha) for (m, ds), vn in v.groupby(["model", "dataset"])])
+    return pd.DataFrame([_network_row(m, ds, vn, d, alpha, normal_lr)
+                         for (m, ds), vn in v.groupby(["model", "dataset"])])
 
 
 # ----------------------------------------------------------------------------- what the paper says (SPEC 6)
@@ -629,7 +667,7 @@ def _said(entry: dict) -> str:
     return "; ".join(said) + f" [{entry['source']}]"
 
 
-__all__ = ["SIMILAR", "CLEAR_GAP", "NOT_EVALUATED", "thresholds", "prepare", "best_rr", "compare_paired",
+__all__ = ["SIMILAR", "CLEAR_GAP", "NOT_EVALUATED", "thresholds", "prepare", "best_rr", "split_lrs", "compare_paired",
            "compare_reference", "reference_for", "ticket_class", "boundary", "verdict_table", "condition_text",
            "verdict_line", "verdict_lines", "support_p", "matched_gaps", "lr_preference", "table3", "PAPER_TABLE3", "PAPER_TABLE4",
            "paper_entry"]

@@ -253,6 +253,38 @@ def test_premise_within_the_seed_spread_is_not_established():
     assert R.premise(dense_table(82.0, 81.8, std=float("nan"), n=1)).iloc[0]["status"].startswith("cannot")
 
 
+def test_the_premise_compares_with_the_normal_lr_not_a_very_large_one():
+    """The paper's sweep goes past the normal lr (0.1) to a very large one (0.15). A dense model a bit
+    worse at 0.15 than at 0.1 keeps the premise: the large side is the normal lr and above."""
+    sweep = pd.DataFrame({"model": "resnet20", "dataset": "cifar10", "epochs": 160,
+                          "lr": [0.001, 0.01, 0.05, 0.1, 0.15], "mean": [85.0, 91.0, 91.6, 92.4, 91.9],
+                          "std": [0.2] * 5, "n": [3] * 5})
+    p = R.premise(sweep, normal_lr=0.1).iloc[0]
+    assert p["status"] == "holds" and p["large lr"] == 0.1 and p["other lr"] == 0.05
+    assert p["gap"] == pytest.approx(0.8)
+    assert "at lr 0.1 (the best at or above the normal lr 0.1) vs 91.60% at lr 0.05" in R.premise_summary(
+        R.premise(sweep, normal_lr=0.1))[0]
+    # without the normal lr the largest lr is the large one, and 0.15 < 0.1 breaks the premise
+    assert R.premise(sweep).iloc[0]["status"] == "fails"
+    # a very large lr that trains best is on the large side too
+    best_at_015 = sweep.assign(mean=[85.0, 91.0, 91.6, 92.0, 92.6])
+    assert R.premise(best_at_015, normal_lr=0.1).iloc[0]["large lr"] == 0.15
+    assert R.premise(sweep[sweep["lr"] < 0.1], normal_lr=0.1).iloc[0]["status"] == \
+        "cannot be checked (no dense run at or above the normal lr 0.1)"
+
+
+def test_results_csv_carries_the_normal_lr_for_the_readme(tmp_path):
+    exp = experiment(tmp_path / "out")
+    fake_run(exp, "pretrain", 0.1, 1, 80.0)
+    table = R.grid_table(R.gather(exp), normal_lr=0.05)
+    assert len(table) == 1
+    R.save_table(table, tmp_path / "results.csv")
+    back = pd.read_csv(tmp_path / "results.csv")
+    assert R.normal_lr_of(back) == 0.05 and R.normal_lr_of(back.drop(columns="normal_lr")) == 0.0
+    with pytest.raises(ValueError, match="more than one normal_lr"):
+        R.normal_lr_of(pd.concat([back, back.assign(normal_lr=0.1)]))
+
+
 def test_dense_by_lr_reads_the_runs_and_the_correlation(tmp_path):
     exp = experiment(tmp_path)
     lt_rr_grid(exp, gap=1.0, dense=(90.0, 88.0))

@@ -102,6 +102,23 @@ def test_best_rr_over_lrs_is_the_lr_with_the_highest_mean():
     assert not one(ticket_runs(rr_large=[89.0, 89.2, 89.1]))["c3"]
 
 
+def test_best_rr_is_judged_on_the_seeds_the_ticket_has():
+    """An incomplete grid: the ticket has seeds 1 and 2. RR at lr 0.1 has the highest mean over its three
+    seeds only thanks to seed 3; on seeds 1-2, lr 0.01 is the RR that is hard to beat (LT ahead by
+    0.15), and ③ must be judged against it, not against lr 0.1 (LT ahead by 0.95 on those seeds)."""
+    rows = []
+    add(rows, "lt_imp", 0.8322, 0.01, [89.0, 89.0])
+    add(rows, "sdt", 0.832, 0.01, [80.0, 80.0])
+    add(rows, "rr_imp", 0.8322, 0.1, [88.0, 88.1, 91.0])
+    add(rows, "rr_imp", 0.8322, 0.01, [88.8, 88.9, 85.0])
+    add(rows, "pretrain", 0.0, 0.01, [89.0, 89.0])
+    r = one(pd.DataFrame(rows))
+    assert r["c3 RR lr"] == 0.01 and r["c3 gap"] == pytest.approx(0.15) and not r["c3"]
+    # with every seed on both sides the best RR is the one with the highest mean, as before
+    full = one(ticket_runs(rr_small=[87.1, 87.4, 87.3]))
+    assert full["c3 RR lr"] == 0.01 and full["c3 gap"] == pytest.approx(np.mean(LT) - 87.2667, abs=1e-3)
+
+
 def test_one_rr_lr_is_evaluated_and_says_the_sweep_is_missing():
     r = one(ticket_runs(rr_large=None))
     assert r["c3"] and r["c3 RR lrs"] == 1 and r["c3 RR lr"] == 0.01
@@ -428,6 +445,28 @@ def test_prefers_small_lr_compares_the_small_lr_with_the_best_class_against_the_
     assert t["small LR basis"].startswith("best class secondary prize at lr 0.01, none at lr 0.1")
 
 
+def test_prefers_small_lr_compares_with_the_normal_lr_and_breaks_class_ties_by_accuracy():
+    """Six lrs, every ticket 'none' (RR far ahead). The paper's question is small vs normal (0.1): the
+    very large 0.15 is not the large side, and among the tied small lrs the one whose tickets are the
+    most accurate (0.01) is compared, not the extremely small 0.001."""
+    rows = []
+    lt_by_lr = {0.001: 80.0, 0.005: 88.5, 0.01: 89.0, 0.05: 87.0, 0.1: 86.0, 0.15: 86.5}
+    for lr, acc in lt_by_lr.items():
+        add(rows, "pretrain", 0.0, lr, [92.0, 92.3, 92.1])
+        add(rows, "lt_imp", 0.8322, lr, [acc, acc + 0.3, acc + 0.1])
+        add(rows, "rr_imp", 0.8322, lr, [95.0, 95.2, 95.1])
+    runs = pd.DataFrame(rows)
+    v = V.verdict_table(runs, 160, FAR_REF)
+    assert set(v["class"]) == {"none"}
+    t = V.table3(v, runs, normal_lr=0.1).iloc[0]
+    assert t["small LR basis"].startswith("best class none at lr 0.01, none at lr 0.1; by accuracy: lr 0.01 higher")
+    assert t["prefers small LR?"] == "yes"
+    # without the normal lr: the largest lr, 0.15
+    assert V.table3(v, runs).iloc[0]["small LR basis"].startswith("best class none at lr 0.01, none at lr 0.15")
+    assert V.split_lrs([0.15, 0.001, 0.1], 0.1) == ([0.001], [0.1, 0.15])
+    assert V.split_lrs([0.01, 0.05], 0.1) == ([0.01, 0.05], [])
+
+
 # ----------------------------------------------------------------------------- incomplete grids, NaN, ties
 def test_a_condition_that_holds_with_a_grid_lr_missing_is_not_established():
     """"RR at any lr" and the best-tuned dense model: a missing lr can only make ③ and ⑤ easier, so a
@@ -467,6 +506,15 @@ def test_a_gap_of_exactly_the_threshold_is_decided_by_the_rule_not_by_float32_ro
     assert strict == {False} and loose == {True}
     assert V.compare_paired(acc(np.array([8951, 8960, 8970])), acc(np.array([8900, 8910, 8920])), 0.5,
                             ("LT", "RR"), 0.05, True, "")["pass"] is True  # one image more is over
+
+
+def test_the_threshold_words_agree_with_the_decision_at_a_rounding_tie():
+    """Per-seed gaps 0.50004, 0.500041, 0.500039: the gap rounds to the threshold, so "over 0.5" fails;
+    its interval (all above 0.5 by 4e-5) must not read "CI clears +0.5" beside that failure."""
+    a = pd.Series([80.50004, 81.500041, 82.500039], index=[1, 2, 3])
+    b = pd.Series([80.0, 81.0, 82.0], index=[1, 2, 3])
+    c = V.compare_paired(a, b, 0.5, ("LT", "RR"), 0.05, True, "")
+    assert c["pass"] is False and c["vs threshold"] == "within seed noise of +0.5" and c["within noise"] is True
 
 
 def test_the_best_dense_model_of_the_same_runs_is_compared_paired_like_condition_4():
